@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Offline data sources (DESIGN §5): Debian's Fashion-MNIST and Noto colour-emoji packages.
+# As root they are installed; otherwise this says what to install (or use `--download` when online).
+set -u
+need=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian packages: ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+else
+  echo "missing data packages: ${need[*]}"
+  echo "  install them with: sudo apt-get install ${need[*]}"
+  echo "  or set GAN_TL_DATA to a folder holding fashion-mnist/ and NotoColorEmoji.ttf,"
+  echo "  or let the library download Fashion-MNIST (gan-tl pretrain --download) when online."
+fi

@@ -1,0 +1,42 @@
+# The README's commands. Each one makes its own virtual environment (.venv) and installs what it needs.
+#   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
+#   make test       run every notebook in test mode (nbdev_test), then the pytest suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
+TORCH  ?= torch==2.13.0
+
+.PHONY: pretrain test test-nbs test-py export clean-nbs data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: setup.py settings.ini | $(BIN)/python
+	$(BIN)/pip install -q -e ".[tensorflow]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[all]" "$(TORCH)"
+	touch $@
+
+data:
+	@bash .ci/install-data.sh
+
+pretrain: $(VENV)/.installed data
+	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --steps 3000 --batch 64 --out runs/pretrain
+
+export: $(VENV)/.installed-dev
+	$(BIN)/nbdev_export
+
+test-nbs: $(VENV)/.installed-dev data
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+test-py: $(VENV)/.installed-dev data
+	$(BIN)/python -m pytest -q tests
+
+test: test-nbs test-py
+
+clean-nbs: $(VENV)/.installed-dev
+	$(BIN)/nbdev_clean

@@ -1,0 +1,25 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ["tensorflow", "jax", "torch"]
+
+
+def run_scenario(name: str, backend: str, out: Path, timeout: int = 600) -> dict:
+    "Run `tests/scenarios.py NAME` under `backend` in a fresh process; return its JSON result."
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "scenarios.py"), name, str(out)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{name} on {backend} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return json.loads((out / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    return lambda name, backend, out=None: run_scenario(name, backend, out or tmp_path)

@@ -1,0 +1,92 @@
+"""Training scenarios run by the tests in a fresh process per backend (`KERAS_BACKEND` is set by the caller).
+
+Usage: python tests/scenarios.py NAME OUT_DIR   — writes OUT_DIR/NAME.json (and files) for the test to check.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from keras import ops
+
+from gan_tl_course.core import set_seed
+from gan_tl_course.data import load_fashion_mnist
+from gan_tl_course.models import build_gan
+from gan_tl_course.train import GANTrainer, TrainConfig, generate_images
+
+WIDTH, BATCH, N_IMAGES = 8, 16, 256
+
+
+def images() -> np.ndarray:
+    return load_fashion_mnist().images[:N_IMAGES]
+
+
+def make_trainer(run_dir=None, **config) -> GANTrainer:
+    set_seed(0)
+    g, d = build_gan("fashion28", width=WIDTH)
+    cfg = TrainConfig(batch_size=BATCH, steps_per_call=10, checkpoint_every=10, sample_every=1000, **config)
+    return GANTrainer(g, d, images(), cfg, run_dir=run_dir)
+
+
+def numpy_vars(variables) -> list:
+    return [ops.convert_to_numpy(v).astype("float64").copy() for v in variables]
+
+
+def train20(out: Path) -> dict:
+    "20 steps twice from the same seed; what moved, and whether the two runs agree."
+    runs = []
+    for _ in range(2):
+        t = make_trainer(r1_gamma=0.1, augment="color,translation,cutout")
+        before = {v.path: ops.convert_to_numpy(v).copy() for v in t.generator.variables + t.discriminator.variables}
+        rng0 = ops.convert_to_numpy(t.seed.state).copy()
+        t.train(20, progress=False)
+        after = {v.path: ops.convert_to_numpy(v) for v in t.generator.variables + t.discriminator.variables}
+        trainable = [v.path for v in t.generator.trainable_variables + t.discriminator.trainable_variables]
+        runs.append(dict(
+            losses=[[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.history],
+            unchanged_trainable=[p for p in trainable if np.array_equal(before[p], after[p])],
+            bn_moved=any("moving" in p and not np.array_equal(before[p], after[p]) for p in before),
+            rng_moved=not np.array_equal(rng0, ops.convert_to_numpy(t.seed.state)),
+            step=t.step,
+            samples=t.generate(n=4).tolist()))
+    return dict(runs=runs)
+
+
+def save_generator(out: Path) -> dict:
+    "Train briefly, save the EMA generator as .keras and record its images for fixed latents."
+    t = make_trainer()
+    t.train(10, progress=False)
+    t.ema_generator.save(out / "generator.keras")
+    z = np.random.default_rng(1).standard_normal((8, t.latent_dim)).astype("float32")
+    np.save(out / "z.npy", z)
+    return dict(images=generate_images(t.ema_generator, z).tolist())
+
+
+def load_generator(out: Path) -> dict:
+    "Load the .keras generator written by another backend and draw the same latents."
+    import keras
+    g = keras.saving.load_model(out / "generator.keras")
+    return dict(images=generate_images(g, np.load(out / "z.npy")).tolist())
+
+
+def resume(out: Path) -> dict:
+    "N steps, checkpoint, restore into a new trainer, N more  vs  2N steps straight."
+    straight = make_trainer(run_dir=out / "straight")
+    straight.train(20, progress=False)
+    first = make_trainer(run_dir=out / "first")
+    first.train(10, progress=False)
+    second = make_trainer(run_dir=out / "first")
+    restored_step = second.restore()
+    second.train(20, progress=False)
+    diffs = [float(np.max(np.abs(a - b))) for a, b in
+             zip(numpy_vars(straight.generator.variables + straight.discriminator.variables),
+                 numpy_vars(second.generator.variables + second.discriminator.variables))]
+    return dict(restored_step=restored_step, step=second.step, max_abs_diff=max(diffs),
+                max_abs_weight=max(float(np.max(np.abs(a))) for a in numpy_vars(straight.generator.variables)))
+
+
+if __name__ == "__main__":
+    name, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    result = globals()[name](out)
+    (out / f"{name}.json").write_text(json.dumps(result))
