@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
 TORCH  ?= torch==2.13.0
 
-.PHONY: pretrain test test-nbs test-py export clean-nbs data
+.PHONY: pretrain test test-nbs test-py export readme clean-nbs data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ data:
 	@bash .ci/install-data.sh
 
 pretrain: $(VENV)/.installed data
-	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --steps 3000 --batch 64 --out runs/pretrain
+	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --width 32 --steps 2000 --batch 64 --out runs/pretrain
 
 export: $(VENV)/.installed-dev
 	$(BIN)/nbdev_export
@@ -37,6 +37,9 @@ test-py: $(VENV)/.installed-dev data
 	$(BIN)/python -m pytest -q tests
 
 test: test-nbs test-py
+
+readme: $(VENV)/.installed-dev
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
 
 clean-nbs: $(VENV)/.installed-dev
 	$(BIN)/nbdev_clean

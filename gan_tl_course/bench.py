@@ -82,7 +82,7 @@ def _time_steps(run_steps, steps: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - t0)
 
 def benchmark(images: np.ndarray, preset: str = "fashion28", batch_sizes=(64, 256), steps: int = 200,
-              steps_per_call: int = 10, jit_compile: bool = True, width: int | None = None) -> dict:
+              steps_per_call: int = 10, jit_compile: bool | None = None, width: int | None = None) -> dict:
     "Training images/s of `GANTrainer` and of the reference loop for each batch size; returns a JSON-able dict."
     images = np.asarray(getattr(images, "images", images))
     steps = steps // steps_per_call * steps_per_call or steps_per_call

@@ -50,6 +50,16 @@ class CLIError(Exception):
 _ARCH_KEYS = ("dataset", "preset", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
               "steps_per_call", "precision")
 
+def _load_options(args: argparse.Namespace) -> dict:
+    "Keyword arguments for `load_dataset`: an image folder is resized to the preset's shape."
+    from gan_tl_course.models import PRESETS
+    if args.preset not in PRESETS:
+        raise CLIError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    if Path(args.dataset.split(":")[0]).expanduser().is_dir():
+        h, w, c = PRESETS[args.preset]["image_shape"]
+        return dict(size=(h, w), channels=c)
+    return {"download": True} if args.download else {}
+
 def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
@@ -65,10 +75,10 @@ def pretrain_command(args: argparse.Namespace) -> int:
         saved = json.loads(run_file.read_text())
         for key in _ARCH_KEYS:
             setattr(args, key, saved[key])
-    elif run_file.exists() or find_checkpoint(out) is not None:
+    elif find_checkpoint(out) is not None:
         raise CLIError(f"{out} already holds a run; continue it with --resume or choose another --out")
     keras.config.set_dtype_policy(args.precision)
-    data = load_dataset(args.dataset, **({"download": True} if args.download else {}))
+    data = load_dataset(args.dataset, **_load_options(args))
     if args.limit:
         data = data.take(np.arange(min(args.limit, len(data))))
     set_seed(args.seed)
@@ -136,9 +146,11 @@ def _add_bench(sub) -> None:
                                    "(keras-io style on TensorFlow) for the same models, in one process.")
     p.add_argument("--preset", default="fashion28")
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--steps", type=int, default=200, help="timed steps per loop")
+    p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per loop")
     p.add_argument("--steps-per-call", type=int, default=10)
-    p.add_argument("--no-jit", action="store_true", help="TensorFlow: do not compile with XLA")
+    p.add_argument("--jit", choices=["auto", "on", "off"], default="auto",
+                   help="TensorFlow XLA: auto = only on a GPU")
     p.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--out", default=None, help="JSON file to write")
@@ -151,8 +163,9 @@ def bench_command(args: argparse.Namespace) -> int:
     from gan_tl_course.data import load_fashion_mnist
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
-    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, not args.no_jit)
-    result["command"] = "gan-tl " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("gan-tl") else None
+    jit = {"auto": None, "on": True, "off": False}[args.jit]
+    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width)
+    result["command"] = "gan-tl " + " ".join(sys.argv[1:])
     print(format_benchmark(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

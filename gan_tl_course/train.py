@@ -97,11 +97,13 @@ def input_gradient(fn: Callable, x) -> tuple:
     raise NotImplementedError(backend)
 
 # %% ../nbs/05_train.ipynb #ab5f59cf
-def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool = True) -> Callable:
+def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | None = None) -> Callable:
     "Compile `step(data) -> metrics vector` into `run(data) -> (k, n) metrics` that runs `k` steps per call."
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
+        if jit_compile is None:
+            jit_compile = bool(tf.config.list_physical_devices("GPU"))
         @tf.function(jit_compile=jit_compile, reduce_retracing=True)
         def run(data):
             out = tf.TensorArray(tf.float32, size=k)
@@ -151,7 +153,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
-    jit_compile: bool = True         # XLA on TensorFlow (JAX always compiles; PyTorch runs eagerly)
+    jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU (JAX always compiles; PyTorch is eager)
 
     def __post_init__(self):
         get_loss(self.loss)
@@ -432,9 +434,15 @@ def read_history(path: str | Path) -> list[dict]:
 # %% ../nbs/05_train.ipynb #37a29108
 @patch
 def save_checkpoint(self: GANTrainer) -> Path:
-    "Write a checkpoint of the whole run state atomically; returns its folder."
+    "Write a checkpoint of the whole run state atomically (refused if any weight is NaN/inf); returns its folder."
     if self.run_dir is None:
         raise ValueError("this trainer has no run_dir; pass run_dir=... to save checkpoints")
+    variables = [(role, v) for role, vs in self.state_variables.items() for v in vs]
+    values = [ops.convert_to_numpy(v.value) for _, v in variables]
+    for (role, v), value in zip(variables, values):
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise NonFiniteLossError(f"{role} variable {v.path} holds NaN or inf at step {self.step}; "
+                                     f"no checkpoint was written, the last good one is {self.latest_checkpoint()}")
     root = self.run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{self.step:06d}"
@@ -444,8 +452,7 @@ def save_checkpoint(self: GANTrainer) -> Path:
     self.generator.save(tmp / "generator.keras")
     self.discriminator.save(tmp / "discriminator.keras")
     self.ema_generator.save(tmp / "ema_generator.keras")
-    variables = [(role, v) for role, vs in self.state_variables.items() for v in vs]
-    np.savez(tmp / "state.npz", **{f"v{i:04d}": ops.convert_to_numpy(v.value) for i, (_, v) in enumerate(variables)})
+    np.savez(tmp / "state.npz", **{f"v{i:04d}": value for i, value in enumerate(values)})
     _write_history(self.history, tmp / "history.csv")
     files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
     meta = dict(step=self.step, config=asdict(self.config), backend=keras.backend.backend(),

@@ -23,3 +23,8 @@ def run_scenario(name: str, backend: str, out: Path, timeout: int = 600) -> dict
 @pytest.fixture
 def scenario(tmp_path):
     return lambda name, backend, out=None: run_scenario(name, backend, out or tmp_path)
+
+
+def pytest_configure(config):
+    # Keras' TensorFlow backend triggers NumPy 2's copy-keyword deprecation on every tensor conversion.
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

@@ -20,12 +20,14 @@ def test_twenty_steps(scenario, backend):
     np.testing.assert_allclose(runs[0]["samples"], runs[1]["samples"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("source,target", [(s, t) for s in BACKENDS for t in BACKENDS if s != t])
-def test_generator_loads_across_backends(scenario, tmp_path, source, target):
+@pytest.mark.parametrize("source", BACKENDS)
+def test_generator_loads_across_backends(scenario, tmp_path, source):
     saved = np.array(scenario("save_generator", source, tmp_path)["images"])
-    loaded = np.array(scenario("load_generator", target, tmp_path)["images"])
     assert saved.shape == (8, 28, 28, 1) and saved.std() > 0
-    np.testing.assert_allclose(saved, loaded, atol=1e-4)
+    for target in BACKENDS:
+        if target != source:
+            loaded = np.array(scenario("load_generator", target, tmp_path)["images"])
+            np.testing.assert_allclose(saved, loaded, atol=1e-4, err_msg=f"{source} -> {target}")
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
