@@ -5,6 +5,7 @@
 # %% ../nbs/00_core.ipynb #4cca79a1
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'has_accelerator', 'set_seed', 'to_unit', 'to_uint8', 'image_grid',
-           'save_png', 'show_images', 'cache_dir']
+           'save_png', 'show_images', 'sha256_file', 'cache_dir']
 
 # %% ../nbs/00_core.ipynb #6f6d7a1c
 def in_test_mode() -> bool:
@@ -99,6 +100,15 @@ def show_images(images, ncols: int | None = None, title: str | None = None, scal
     if title:
         ax.set_title(title)
     return fig
+
+# %% ../nbs/00_core.ipynb #6a95653b
+def sha256_file(path: str | Path) -> str:
+    "Hex SHA-256 digest of a file, read in 1 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #1eefe765
 def cache_dir() -> Path:

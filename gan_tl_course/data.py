@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .core import cache_dir, in_test_mode
+from .core import cache_dir, in_test_mode, sha256_file
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES', 'EMOJI_CLASSES',
@@ -135,13 +135,6 @@ def _data_dir() -> Path | None:
     "The folder named by `$GAN_TL_DATA`, if set."
     d = os.environ.get("GAN_TL_DATA")
     return Path(d).expanduser() if d else None
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 # %% ../nbs/01_data.ipynb #01c33efd
 def find_fashion_mnist(download: bool = False) -> Path:
@@ -373,7 +366,7 @@ def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int |
     `limit` renders at most that many glyphs, spread evenly over the font (cached under its own key)."""
     from PIL import ImageFont
     path = find_emoji_font(font_path)
-    sha = _sha256(path)
+    sha = sha256_file(path)
     key = f"emoji_{int(size)}px_{sha[:16]}{'_seq' if sequences else ''}{f'_limit{limit}' if limit else ''}.npz"
     cache = cache_dir() / key
     if cache.is_file():
@@ -560,12 +553,16 @@ class DeviceImages:
         return f"DeviceImages({len(self)} images of {self.image_shape} on {keras.backend.backend()})"
 
     @staticmethod
-    def sample(tensor, batch_size: int, seed):
-        "A float32 batch in [-1, 1] drawn with replacement from a uint8 `tensor`; `seed`: a `keras.random.SeedGenerator`."
-        idx = keras.random.randint((batch_size,), 0, tensor.shape[0], seed=seed)
+    def take(tensor, idx):
+        "The images at indices `idx` of a uint8 `tensor`, as float32 in [-1, 1] (usable inside compiled steps)."
         x = ops.take(tensor, idx, axis=0)
         # the clip only matters under XLA, which turns /127.5 into *(1/127.5) and can give 1.0000001 for 255
         return ops.clip(ops.cast(x, "float32") / 127.5 - 1.0, -1.0, 1.0)
+
+    @staticmethod
+    def sample(tensor, batch_size: int, seed):
+        "A float32 batch in [-1, 1] drawn with replacement from a uint8 `tensor`; `seed`: a `keras.random.SeedGenerator`."
+        return DeviceImages.take(tensor, keras.random.randint((batch_size,), 0, tensor.shape[0], seed=seed))
 
     def batch(self, batch_size: int, seed):
         "`DeviceImages.sample(self.tensor, batch_size, seed)` – for use outside compiled code."

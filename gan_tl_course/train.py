@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -23,7 +22,7 @@ from keras import ops
 from fastcore.basics import patch
 
 from .augment import diff_augment
-from .core import by_mode, image_grid, save_png, set_seed
+from .core import by_mode, image_grid, save_png, set_seed, sha256_file
 from .data import DeviceImages
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 
@@ -266,7 +265,7 @@ def _sample_batch(self: GANTrainer, data):
     b = self.config.batch_size
     images, labels = data
     idx = keras.random.randint((b,), 0, len(self.data), seed=self.seed)
-    real = ops.cast(ops.take(images, idx, axis=0), "float32") / 127.5 - 1.0
+    real = DeviceImages.take(images, idx)
     y_real = ops.take(labels, idx, axis=0) if self.conditional else None
     z = keras.random.normal((b, self.latent_dim), seed=self.seed)
     y_fake = keras.random.randint((b,), 0, self.num_classes, seed=self.seed) if self.conditional else None
@@ -413,13 +412,6 @@ def save_samples(self: GANTrainer) -> Path:
     return save_png(image_grid(self.generate(n=64), ncols=8), self.run_dir / "samples" / f"step_{self.step:06d}.png")
 
 # %% ../nbs/05_train.ipynb #0a512087
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 def _write_history(history: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", *METRICS])
@@ -454,7 +446,7 @@ def save_checkpoint(self: GANTrainer) -> Path:
     self.ema_generator.save(tmp / "ema_generator.keras")
     np.savez(tmp / "state.npz", **{f"v{i:04d}": value for i, value in enumerate(values)})
     _write_history(self.history, tmp / "history.csv")
-    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
     meta = dict(step=self.step, config=asdict(self.config), backend=keras.backend.backend(),
                 keras=keras.__version__, files=files,
                 variables=[dict(role=r, path=v.path, shape=list(v.shape), dtype=str(v.dtype)) for r, v in variables])
@@ -506,7 +498,7 @@ def verify_checkpoint(ckpt: str | Path) -> dict:
     for name, digest in meta["files"].items():
         if not (ckpt / name).exists():
             raise CheckpointError(f"checkpoint {ckpt} is incomplete: {name} is missing")
-        if _sha256(ckpt / name) != digest:
+        if sha256_file(ckpt / name) != digest:
             raise CheckpointError(f"checkpoint {ckpt} is corrupt: {name} does not match its sha256 in meta.json. "
                                   "Resume from an earlier checkpoint folder (pass its path) or start a new run.")
     return meta

@@ -12,7 +12,8 @@ from PIL import Image
 
 from gan_tl_course import data
 from gan_tl_course.cli import main
-from gan_tl_course.train import _sha256, verify_checkpoint
+from gan_tl_course.core import sha256_file
+from gan_tl_course.train import verify_checkpoint
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -111,10 +112,10 @@ def small_run(tmp_path_factory):
 
 
 def test_refuses_to_overwrite_a_run(small_run):
-    before = _sha256(small_run / "checkpoints" / "step_000020" / "state.npz")
+    before = sha256_file(small_run / "checkpoints" / "step_000020" / "state.npz")
     code, err = run_cli("pretrain", "--steps", "20", "--width", "8", "--out", small_run)
     assert code == 2 and "--resume" in err
-    assert _sha256(small_run / "checkpoints" / "step_000020" / "state.npz") == before
+    assert sha256_file(small_run / "checkpoints" / "step_000020" / "state.npz") == before
 
 
 def test_checkpoint_of_another_architecture(small_run, tmp_path):
