@@ -28,7 +28,8 @@ from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 
 # %% auto #0
 __all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'NonFiniteLossError', 'CheckpointError',
-           'GANTrainer', 'generate_images', 'read_history', 'find_checkpoint', 'verify_checkpoint', 'plot_history']
+           'num_label_classes', 'GANTrainer', 'generate_images', 'read_history', 'find_checkpoint', 'verify_checkpoint',
+           'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -172,6 +173,10 @@ class CheckpointError(ValueError):
 # %% ../nbs/05_train.ipynb #052df895
 METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty")
 
+def num_label_classes(generator: keras.Model) -> int:
+    "Number of classes of a class-conditional generator (the size of its label embedding)."
+    return int(next(l for l in generator.layers if isinstance(l, keras.layers.Embedding)).input_dim)
+
 def _as_arrays(images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
     "Accept an `ImageSet` (anything with `.images`/`.labels`) or a uint8 array; validate."
     if hasattr(images, "images"):
@@ -203,7 +208,7 @@ class GANTrainer:
         if self.conditional and labels is None:
             raise ValueError("the generator is class-conditional: pass labels (or an ImageSet with labels)")
         self.latent_dim = int(generator.inputs[0].shape[-1])
-        self.num_classes = self._num_classes() if self.conditional else None
+        self.num_classes = num_label_classes(generator) if self.conditional else None
         self.data = DeviceImages(images)
         self.labels = ops.convert_to_tensor(labels) if self.conditional else None
         self.ema_generator = self._make_ema(generator)
@@ -228,9 +233,6 @@ class GANTrainer:
             raise ValueError(f"shapes disagree: generator makes {g_shape}, discriminator takes {d_shape}, "
                              f"images are {tuple(images.shape[1:])}; build both models for the images' shape")
 
-    def _num_classes(self) -> int:
-        embeds = [l for l in self.generator.layers if isinstance(l, keras.layers.Embedding)]
-        return int(embeds[0].input_dim)
 
     @staticmethod
     def _make_ema(generator):
@@ -373,8 +375,7 @@ def generate_images(generator: keras.Model, z, labels=None, batch_size: int = 25
     "Run `generator` in inference mode over latent vectors `z` in batches; returns a float32 numpy array."
     z = np.asarray(z, "float32")
     if len(generator.inputs) > 1 and labels is None:
-        labels = np.arange(len(z)) % int(next(l for l in generator.layers
-                                              if isinstance(l, keras.layers.Embedding)).input_dim)
+        labels = np.arange(len(z)) % num_label_classes(generator)
     out = []
     for i in range(0, len(z), batch_size):
         inputs = z[i:i + batch_size] if labels is None else [z[i:i + batch_size], np.asarray(labels)[i:i + batch_size]]
