@@ -5,15 +5,13 @@
 # %% ../nbs/05a_bench.ipynb #d6b158ae
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
-from .core import by_mode, runtime_info, set_seed
+from .core import runtime_info, set_seed
 from .losses import get_loss
 from .models import build_gan
 from .train import GANTrainer, TrainConfig

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .core import cache_dir, in_test_mode, sha256_file
+from .core import cache_dir, sha256_file
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES', 'EMOJI_CLASSES',

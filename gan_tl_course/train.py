@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +21,7 @@ from keras import ops
 from fastcore.basics import patch
 
 from .augment import diff_augment
-from .core import by_mode, image_grid, save_png, set_seed, sha256_file
+from .core import image_grid, save_png, sha256_file
 from .data import DeviceImages
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 

@@ -1,6 +1,5 @@
 """Bad input gets a clear error and loses nothing: data, image folders, checkpoints, diverging runs."""
 import contextlib
-import gzip
 import io
 import json
 import shutil
