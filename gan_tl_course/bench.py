@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .core import runtime_info, set_seed
+from .core import runtime_info, set_seed, to_unit
 from .losses import get_loss
 from .models import build_gan
 from .train import GANTrainer, TrainConfig
@@ -58,6 +58,10 @@ def keras_io_loop(generator, discriminator, images: np.ndarray, batch_size: int,
 class HostFedTrainer(GANTrainer):
     "`GANTrainer`'s step fed one host batch per call: the reference where TensorFlow is absent."
 
+    def __init__(self, generator, discriminator, images, config: TrainConfig):
+        super().__init__(generator, discriminator, images, config)
+        self.images_host, self._rng = np.asarray(getattr(images, "images", images)), np.random.default_rng(0)
+
     def _sample_batch(self, data):
         real, _ = data
         z = keras.random.normal((self.config.batch_size, self.latent_dim), seed=self.seed)
@@ -65,11 +69,7 @@ class HostFedTrainer(GANTrainer):
 
     def _data_args(self):
         idx = self._rng.integers(0, len(self.images_host), self.config.batch_size)
-        return (self.images_host[idx].astype("float32") / 127.5 - 1.0, ops.zeros((1,), "int32"))
-
-    def __init__(self, generator, discriminator, images, config: TrainConfig):
-        super().__init__(generator, discriminator, images, config)
-        self.images_host, self._rng = np.asarray(getattr(images, "images", images)), np.random.default_rng(0)
+        return (to_unit(self.images_host[idx]), ops.zeros((1,), "int32"))
 
 # %% ../nbs/05a_bench.ipynb #671e04cb
 def _time_steps(run_steps, steps: int, batch_size: int) -> float:
