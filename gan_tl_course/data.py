@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import os
 import warnings
 import zlib
@@ -60,6 +61,7 @@ class ImageSet:
     class_names: list[str]
     name: str
     skipped: list[str] = field(default_factory=list)  # files `load_image_folder` skipped, as 'name: reason'
+    keys: np.ndarray | None = None  # one string per image saying what it is (an emoji's code points), or None
 
     def __post_init__(self):
         self.images = np.asarray(self.images)
@@ -75,6 +77,10 @@ class ImageSet:
         if len(self.labels) and self.labels.max(initial=-1) >= len(self.class_names):
             raise ValueError(f"ImageSet {self.name!r}: label {self.labels.max()} but only "
                              f"{len(self.class_names)} class names")
+        if self.keys is not None:
+            self.keys = np.asarray(self.keys, dtype=str).reshape(-1)
+            if len(self.keys) != len(self.images):
+                raise ValueError(f"ImageSet {self.name!r}: {len(self.images)} images but {len(self.keys)} keys")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -94,7 +100,8 @@ class ImageSet:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64).reshape(-1)
-        return ImageSet(self.images[idx], self.labels[idx], list(self.class_names), self.name, list(self.skipped))
+        return ImageSet(self.images[idx], self.labels[idx], list(self.class_names), self.name, list(self.skipped),
+                        None if self.keys is None else self.keys[idx])
 
     def select(self, classes) -> ImageSet:
         "Only the images of `classes` (indices or names); labels keep their original values."
@@ -363,7 +370,7 @@ def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int |
                sequences: bool = False) -> ImageSet:
     """Noto Color Emoji glyphs rendered on white as `(N, size, size, 3)` uint8, labelled by `emoji_group`; cached.
 
-    `limit` renders at most that many glyphs, spread evenly over the font (cached under its own key)."""
+    `keys` holds each glyph's code points ('U+1F600', 'U+1F44D U+1F3FB'). `limit` renders at most that many glyphs, spread evenly over the font (cached under its own key)."""
     from PIL import ImageFont
     path = find_emoji_font(font_path)
     sha = sha256_file(path)
@@ -372,7 +379,7 @@ def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int |
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as f:
-                return ImageSet(f["images"], f["labels"], list(EMOJI_CLASSES), "emoji")
+                return ImageSet(f["images"], f["labels"], list(EMOJI_CLASSES), "emoji", keys=f["codepoints"])
         except Exception as e:
             warnings.warn(f"ignoring the unreadable emoji cache {cache} ({e}); rendering again")
     font = ImageFont.truetype(str(path), 109)
@@ -393,7 +400,7 @@ def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int |
     tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez_compressed(tmp, images=images, labels=labels, codepoints=np.asarray(codes))
     os.replace(tmp, cache)   # atomic: a concurrent reader never sees half a file
-    return ImageSet(images, labels, list(EMOJI_CLASSES), "emoji")
+    return ImageSet(images, labels, list(EMOJI_CLASSES), "emoji", keys=codes)
 
 # %% ../nbs/01_data.ipynb #57e4b54f
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -489,13 +496,20 @@ def _parse_classes(spec: str) -> tuple[list, bool]:
     return [int(s) if s.isdigit() else s for s in items], exclude
 
 def load_dataset(name: str | Path, **kwargs) -> ImageSet:
-    "Load a data set by name (`DATASETS`, optionally `name:classes` / `name:-classes`) or from a folder path."
+    "Load a data set by name (`DATASETS`, optionally `name:split`, `name:classes`, `name:split:classes`) or a folder."
     name = str(name)
     base, spec = name, None
     if not Path(name).exists() and ":" in name:
-        base, spec = name.rsplit(":", 1)
+        base, *parts = name.split(":")
+        if parts[0] in ("train", "test", "all"):
+            kwargs = {**kwargs, "split": parts.pop(0)}
+        if len(parts) > 1:
+            raise ValueError(f"{name!r}: write a data set as name, name:split, name:classes or name:split:classes")
+        spec = parts[0] if parts else None
     key = base.strip().lower().replace("-", "_")
     if key in DATASETS:
+        if "split" in kwargs and "split" not in inspect.signature(DATASETS[key]).parameters:
+            raise ValueError(f"data set {key!r} has no train/test split; drop ':{kwargs['split']}'")
         data = DATASETS[key](**kwargs)
     elif Path(base).expanduser().is_dir():
         data = load_image_folder(base, **kwargs)

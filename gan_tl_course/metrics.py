@@ -10,7 +10,8 @@ import warnings
 import numpy as np
 
 # %% auto #0
-__all__ = ['check_features', 'frechet_distance', 'fid', 'kid', 'classifier_score', 'precision_recall', 'density_coverage']
+__all__ = ['check_features', 'frechet_distance', 'fid', 'kid', 'classifier_score', 'manifold_metrics', 'precision_recall',
+           'density_coverage', 'nearest_neighbours', 'memorization', 'judge_accuracy', 'class_entropy']
 
 # %% ../nbs/06_metrics.ipynb #8d8b9380
 def check_features(real, fake) -> tuple[np.ndarray, np.ndarray]:
@@ -134,40 +135,86 @@ def _sq_dist_chunks(a: np.ndarray, b: np.ndarray, max_elements: int = 2 ** 23):
         d2 += bb[None, :]
         yield s, np.maximum(d2, 0.0, out=d2)
 
-def _knn_radii2(x: np.ndarray, k: int) -> np.ndarray:
-    "Squared distance of each row of `x` to its `k`-th nearest other row."
-    if not 1 <= k < len(x):
-        raise ValueError(f"k must be between 1 and n - 1 = {len(x) - 1}; got k={k}")
-    out = np.empty(len(x))
+def _knn_radii2(x: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
+    "Squared distance of each row of `x` to its `k`-th nearest other row, for each `k` in `ks`."
+    if not all(1 <= k < len(x) for k in ks):
+        raise ValueError(f"k must be between 1 and n - 1 = {len(x) - 1}; got k={', '.join(map(str, ks))}")
+    out = [np.empty(len(x)) for _ in ks]
     for s, d2 in _sq_dist_chunks(x, x):
         idx = np.arange(len(d2))
         d2[idx, s + idx] = np.inf                              # exclude the point itself
-        out[s:s + len(d2)] = np.partition(d2, k - 1, axis=1)[:, k - 1]
+        part = np.partition(d2, [k - 1 for k in ks], axis=1)
+        for o, k in zip(out, ks):
+            o[s:s + len(d2)] = part[:, k - 1]
     return out
 
-def _inside_any_ball(points: np.ndarray, centres: np.ndarray, radii2: np.ndarray) -> np.ndarray:
-    "Boolean per point: inside (or on) at least one ball `(centre, radius)`."
-    out = np.empty(len(points), dtype=bool)
-    for s, d2 in _sq_dist_chunks(points, centres):
-        out[s:s + len(d2)] = (d2 <= radii2[None, :]).any(1)
-    return out
+def manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
+    "Precision/recall (`k_pr`-NN balls) and density/coverage (`k_dc`-NN real balls) in one pass over the distances."
+    real, fake = check_features(real, fake)
+    r_real_pr, r_real_dc = _knn_radii2(real, (k_pr, k_dc))
+    (r_fake_pr,) = _knn_radii2(fake, (k_pr,))
+    precise, density = np.empty(len(fake), bool), np.empty(len(fake))
+    recalled, nearest_fake = np.zeros(len(real), bool), np.full(len(real), np.inf)
+    for s, d2 in _sq_dist_chunks(fake, real):                  # d2[i, j]: fake s+i to real j
+        rows = slice(s, s + len(d2))
+        precise[rows] = (d2 <= r_real_pr).any(1)
+        density[rows] = (d2 <= r_real_dc).sum(1)
+        recalled |= (d2 <= r_fake_pr[rows, None]).any(0)
+        np.minimum(nearest_fake, d2.min(0), out=nearest_fake)
+    return dict(precision=float(precise.mean()), recall=float(recalled.mean()),
+                density=float(density.mean() / k_dc), coverage=float((nearest_fake <= r_real_dc).mean()))
 
 def precision_recall(real, fake, k: int = 3) -> dict:
     "Improved precision and recall (Kynkäänniemi et al. 2019) with `k`-NN balls around real and fake features."
-    real, fake = check_features(real, fake)
-    r_real, r_fake = _knn_radii2(real, k), _knn_radii2(fake, k)
-    return dict(precision=float(_inside_any_ball(fake, real, r_real).mean()),
-                recall=float(_inside_any_ball(real, fake, r_fake).mean()))
+    m = manifold_metrics(real, fake, k_pr=k, k_dc=k)
+    return dict(precision=m["precision"], recall=m["recall"])
 
 # %% ../nbs/06_metrics.ipynb #554d329f
 def density_coverage(real, fake, k: int = 5) -> dict:
     "Density and coverage (Naeem et al. 2020) with `k`-NN balls around the real features."
-    real, fake = check_features(real, fake)
-    r_real = _knn_radii2(real, k)
-    count = np.zeros(len(fake))
-    covered = np.empty(len(real), dtype=bool)
-    for s, d2 in _sq_dist_chunks(fake, real):
-        count[s:s + len(d2)] = (d2 <= r_real[None, :]).sum(1)
-    for s, d2 in _sq_dist_chunks(real, fake):
-        covered[s:s + len(d2)] = d2.min(1) <= r_real[s:s + len(d2)]
-    return dict(density=float(count.mean() / k), coverage=float(covered.mean()))
+    m = manifold_metrics(real, fake, k_pr=k, k_dc=k)
+    return dict(density=m["density"], coverage=m["coverage"])
+
+# %% ../nbs/06_metrics.ipynb #dc4e28cd
+def nearest_neighbours(queries, references) -> tuple[np.ndarray, np.ndarray]:
+    "Euclidean distance and index of each query row's nearest row of `references`."
+    queries, references = check_features(queries, references)
+    dist, idx = np.empty(len(queries)), np.empty(len(queries), np.int64)
+    for s, d2 in _sq_dist_chunks(queries, references):
+        j = d2.argmin(1)
+        idx[s:s + len(d2)] = j
+        dist[s:s + len(d2)] = np.sqrt(d2[np.arange(len(d2)), j])
+    return dist, idx
+
+def memorization(fake, train, heldout, quantile: float = 0.01) -> dict:
+    "Distances of generated (`fake`) and `heldout` real features to the nearest `train` feature, compared."
+    fake_d, _ = nearest_neighbours(fake, train)
+    held_d, _ = nearest_neighbours(heldout, train)
+    held_median = float(np.median(held_d))
+    if held_median == 0:
+        raise ValueError("the held-out images coincide with training images (median distance 0); "
+                         "use real images that are not in the training set")
+    threshold = float(np.quantile(held_d, quantile))
+    return dict(ratio=float(np.median(fake_d)) / held_median, copied=float((fake_d < threshold).mean()),
+                expected_copied=quantile, fake_median=float(np.median(fake_d)), heldout_median=held_median)
+
+# %% ../nbs/06_metrics.ipynb #5b2b471c
+def judge_accuracy(probs, target) -> float:
+    "Fraction of rows of `probs` whose most likely class is `target` (one class, or one per row)."
+    p = np.asarray(probs)
+    if p.ndim != 2:
+        raise ValueError(f"judge_accuracy expects class probabilities of shape (n, classes); got shape {p.shape}")
+    t = np.broadcast_to(np.asarray(target), (len(p),))
+    if t.min(initial=0) < 0 or t.max(initial=0) >= p.shape[1]:
+        raise ValueError(f"target classes must lie in 0..{p.shape[1] - 1}; got {np.unique(t).tolist()}")
+    return float((p.argmax(1) == t).mean())
+
+def class_entropy(probs) -> dict:
+    "Entropy (nats) of the histogram of predicted classes, its maximum log(classes), and the histogram."
+    p = np.asarray(probs)
+    if p.ndim != 2 or len(p) == 0:
+        raise ValueError(f"class_entropy expects class probabilities of shape (n, classes), n > 0; got {p.shape}")
+    hist = np.bincount(p.argmax(1), minlength=p.shape[1]) / len(p)
+    nz = hist[hist > 0]
+    return dict(entropy=float(-(nz * np.log(nz)).sum()), max_entropy=float(np.log(p.shape[1])),
+                histogram=hist.tolist())

@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -383,8 +383,11 @@ def generate_images(generator: keras.Model, z, labels=None, batch_size: int = 25
 
 # %% ../nbs/05_train.ipynb #44f6246c
 @patch
-def train(self: GANTrainer, steps: int, progress: bool = True) -> list[dict]:
-    "Train until `steps` optimisation steps are done in total; returns the history (one dict per step)."
+def train(self: GANTrainer, steps: int, progress: bool = True,
+          callbacks: Sequence[Callable[[GANTrainer], None]] = ()) -> list[dict]:
+    """Train until `steps` optimisation steps are done in total; returns the history (one dict per step).
+
+    Each of `callbacks` is called with the trainer after every compiled call (e.g. `EvaluateEvery`, chapter 6b)."""
     from tqdm.auto import tqdm
     c, k = self.config, self.config.steps_per_call
     if steps % k:
@@ -396,6 +399,8 @@ def train(self: GANTrainer, steps: int, progress: bool = True) -> list[dict]:
             m = self.train_calls(1)
             bar.update(k)
             bar.set_postfix(d_loss=f"{m[-1, 0]:.3f}", g_loss=f"{m[-1, 1]:.3f}")
+            for callback in callbacks:
+                callback(self)
             if self.run_dir is not None:
                 if self.step % c.sample_every < k or self.step == steps:
                     self.save_samples()

@@ -85,6 +85,12 @@ def resume(out: Path) -> dict:
                 max_abs_weight=max(float(np.max(np.abs(a))) for a in numpy_vars(straight.generator.variables)))
 
 
+def judge_accuracy(out: Path) -> dict:
+    "Per-class test accuracy of each shipped judge, measured on this backend."
+    from gan_tl_course.judge import judge_accuracy_report, read_manifest
+    return {name: judge_accuracy_report(name) for name in read_manifest()}
+
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
