@@ -214,8 +214,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({**report.to_dict(), "command": "gan-tl " + " ".join(sys.argv[1:])},
-                                              indent=1))
+        from gan_tl_course.core import runtime_info
+        record = {**report.to_dict(), "command": "gan-tl " + " ".join(sys.argv[1:]), "runtime": runtime_info()}
+        Path(args.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}")
     return 0
 

@@ -183,7 +183,8 @@ def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray
         raise ValueError(f"evaluate: `generator` must be a Keras generator or images (N, H, W, C); got shape "
                          f"{images.shape}")
     if len(images) < n:
-        raise ValueError(f"evaluate: {len(images)} images given but n = {n}; pass n <= {len(images)}")
+        raise ValueError(f"evaluate: {len(images)} images given but n = {n}; give at least n images, or "
+                         f"evaluate at n <= {len(images)}")
     return images[:n], None, f"{len(images):,} given images"
 
 def evaluate(generator, reference: ImageSet | str | Reference, n: int | None = None, seed: int = 0,

@@ -90,8 +90,9 @@ class FeatureNet:
 
     def __init__(self, name: str, model: keras.Model, image_shape: tuple[int, int, int] | None,
                  class_names: list[str] | None = None, sha256: str | None = None,
-                 input_size: tuple[int, int] | None = None, feature_scale: float = 1.0):
+                 input_size: tuple[int, int] | None = None, feature_scale: float = 1.0, batch_size: int = 1000):
         self.name, self.model, self.sha256, self.feature_scale = name, model, sha256, float(feature_scale)
+        self.batch_size = batch_size      # images per network call; every call gets a full batch (no retracing)
         self.image_shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         self.class_names = None if class_names is None else list(class_names)
         self.input_size = input_size      # resize to this (H, W) first (Inception: 299 x 299); None: no resizing
@@ -128,29 +129,31 @@ class FeatureNet:
         x = ops.image.resize(x, self.input_size, interpolation="bilinear")
         return ops.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
-    def embed(self, images, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray | None]:
+    def embed(self, images) -> tuple[np.ndarray, np.ndarray | None]:
         "`(features, probabilities)` of `images`, float32; probabilities are None for a network without a head."
         x = self.check_images(images)
-        feats, probs = [], []
-        for i in range(0, len(x), batch_size):
-            out = self.model.predict_on_batch(self._prepare(x[i:i + batch_size]))
+        feats, probs, b = [], [], self.batch_size
+        for i in range(0, len(x), b):
+            chunk = x[i:i + b]
+            padded = np.concatenate([chunk, np.zeros((b - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            out = self.model.predict_on_batch(self._prepare(padded))
             out = out if isinstance(out, (list, tuple)) else [out]
-            feats.append(np.asarray(out[0], np.float32) * self.feature_scale)
+            feats.append(np.asarray(out[0], np.float32)[:len(chunk)] * self.feature_scale)
             if len(out) > 1:
-                probs.append(np.asarray(out[1], np.float32))
+                probs.append(np.asarray(out[1], np.float32)[:len(chunk)])
         dim = int(self.model.outputs[0].shape[-1])
         features = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
         return features, (np.concatenate(probs) if probs else None)
 
-    def features(self, images, batch_size: int = 1000) -> np.ndarray:
+    def features(self, images) -> np.ndarray:
         "Feature vectors `(N, d)` of `images`."
-        return self.embed(images, batch_size)[0]
+        return self.embed(images)[0]
 
-    def predict(self, images, batch_size: int = 1000) -> np.ndarray:
+    def predict(self, images) -> np.ndarray:
         "Class probabilities `(N, classes)` of `images` (networks with a classifier head only)."
         if self.class_names is None:
             raise ValueError(f"{self.name} has no classifier head, so it gives features only")
-        return self.embed(images, batch_size)[1]
+        return self.embed(images)[1]
 
 def feature_model(classifier: keras.Model, layer: str = "features") -> keras.Model:
     "A model with two outputs, `[features, probabilities]`, sharing the weights of `classifier`."
@@ -298,7 +301,7 @@ def load_inception(weights: str | Path | None = None, download: bool = False) ->
     model = keras.Model(base.inputs, outputs, name="inception_v3_features")
     sha = sha256_file(weights) if weights else None
     return FeatureNet("inception_v3", model, None, [f"imagenet {i}" for i in range(1000)] if top else None,
-                      sha, input_size=(299, 299))
+                      sha, input_size=(299, 299), batch_size=50)
 
 # %% ../nbs/06a_judge.ipynb #1977e99a
 def feature_net(spec: str | FeatureNet) -> FeatureNet:
