@@ -61,6 +61,15 @@ def _load_options(args: argparse.Namespace) -> dict:
         return dict(size=(h, w), channels=c)
     return {"download": True} if args.download else {}
 
+def _write_result(out: Path, step: int, seconds: float, command_line: str) -> None:
+    "Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the runtime."
+    from gan_tl_course.core import runtime_info
+    path = out / "result.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {"seconds": 0.0, "commands": []}
+    result = dict(step=step, seconds=round(earlier["seconds"] + seconds, 1), runtime=runtime_info(),
+                  commands=earlier["commands"] + [command_line])
+    path.write_text(json.dumps(result, indent=1))
+
 def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
@@ -103,6 +112,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     save_png(image_grid(trainer.generate(n=64), ncols=8), out / "samples.png")
     plot_history(trainer.history, title=f"{args.dataset}, {args.preset}").savefig(out / "loss.png", dpi=100)
     (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
+    _write_result(out, trainer.step, seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {out}/generator.keras, "
           f"ema_generator.keras, samples.png, loss.png")
     return 0
@@ -166,7 +176,7 @@ def bench_command(args: argparse.Namespace) -> int:
     images = load_fashion_mnist().images[:args.limit]
     jit = {"auto": None, "on": True, "off": False}[args.jit]
     result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width)
-    result["command"] = "gan-tl " + " ".join(sys.argv[1:])
+    result["command"] = args.command_line
     print(format_benchmark(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +225,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         from gan_tl_course.core import runtime_info
-        record = {**report.to_dict(), "command": "gan-tl " + " ".join(sys.argv[1:]), "runtime": runtime_info()}
+        record = {**report.to_dict(), "command": args.command_line, "runtime": runtime_info()}
         Path(args.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}")
     return 0
@@ -236,7 +246,7 @@ def judge_command(args: argparse.Namespace) -> int:
     "Run `gan-tl judge`: train, test and write one judge."
     from gan_tl_course.judge import ASSETS, train_judge
     entry = train_judge(args.name, epochs=args.epochs, seed=args.seed, width=args.width, out_dir=args.out or ASSETS,
-                        command="gan-tl " + " ".join(sys.argv[1:]))
+                        command=args.command_line)
     for c, a in entry["test_accuracy"].items():
         print(f"{c:>14s}  {a:.4f}")
     print(f"mean class accuracy {entry['mean_class_accuracy']:.4f}; wrote {entry['file']} to {args.out or ASSETS}")
@@ -255,7 +265,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     "Console entry point of `gan-tl`."
     from gan_tl_course.train import CheckpointError, NonFiniteLossError
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
         return args.func(args)
     except (CLIError, FileNotFoundError, CheckpointError, NonFiniteLossError, ValueError) as e:

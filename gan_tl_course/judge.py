@@ -21,12 +21,14 @@ from .core import runtime_info, set_seed, sha256_file, to_unit
 from .data import FASHION_CLASSES, ImageSet, load_emoji, load_fashion_mnist, load_mnist_5k
 
 # %% auto #0
-__all__ = ['DIGIT_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOORS', 'INCEPTION_FILES', 'judge_data', 'build_judge', 'FeatureNet',
-           'feature_model', 'per_class_accuracy', 'read_manifest', 'train_judge', 'load_judge', 'judge_accuracy_report',
-           'check_judge_floors', 'load_inception', 'feature_net', 'feature_net_for']
+__all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOORS', 'INCEPTION_FILES', 'judge_data',
+           'build_judge', 'FeatureNet', 'feature_model', 'per_class_accuracy', 'read_manifest', 'update_manifest',
+           'train_judge', 'load_judge', 'judge_accuracy_report', 'check_judge_floors', 'load_inception', 'feature_net',
+           'feature_net_for']
 
 # %% ../nbs/06a_judge.ipynb #1fbe3daa
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
+JUDGE_NAMES = ("gray28", "emoji32")
 JUDGE_CLASSES = {"gray28": list(FASHION_CLASSES) + DIGIT_NAMES}
 ASSETS = Path(gan_tl_course.__file__).parent / "assets"
 
@@ -176,8 +178,11 @@ def read_manifest(folder: str | Path = ASSETS) -> dict:
     path = Path(folder) / "MANIFEST.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    "Replace `MANIFEST.json` atomically."
+def update_manifest(folder: str | Path, key: str, entry: dict) -> None:
+    "Set `MANIFEST.json[key] = entry` in `folder`, replacing the file atomically (judges and pretrained sources)."
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    manifest[key] = entry
     tmp = folder / f"MANIFEST.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, folder / "MANIFEST.json")
@@ -217,9 +222,7 @@ def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 12
                  epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, width=width, train_seconds=round(seconds, 1),
                  keras=keras.__version__, backend=info["backend"], devices=info["devices"],
                  date=datetime.date.today().isoformat())
-    manifest = read_manifest(out_dir)
-    manifest[name] = entry
-    _write_manifest(out_dir, manifest)
+    update_manifest(out_dir, name, entry)
     return entry
 
 # %% ../nbs/06a_judge.ipynb #217ea195

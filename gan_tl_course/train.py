@@ -55,8 +55,13 @@ def _jax_value_and_grad(loss_fn, variables):
     import jax
     from keras.src.backend.common.stateless_scope import get_stateless_scope
     outer = get_stateless_scope()
-    if outer is None:
-        raise RuntimeError("on JAX, value_and_grad runs inside compile_steps (a StatelessScope)")
+    if outer is None:               # an eager call (e.g. a Fisher estimate): run in a scope of the current values
+        with keras.StatelessScope(state_mapping=[(v, v.value) for v in variables]) as scope:
+            loss, aux, grads = _jax_value_and_grad(loss_fn, variables)
+        if len(scope.state_mapping) > len(variables):
+            raise RuntimeError("on JAX, value_and_grad outside compile_steps must not update model state; "
+                               "call the models with training=False")
+        return loss, aux, grads
     ids = [id(v) for v in variables]
     def pure(values):
         with keras.StatelessScope() as inner:

@@ -87,8 +87,16 @@ def resume(out: Path) -> dict:
 
 def judge_accuracy(out: Path) -> dict:
     "Per-class test accuracy of each shipped judge, measured on this backend."
-    from gan_tl_course.judge import judge_accuracy_report, read_manifest
-    return {name: judge_accuracy_report(name) for name in read_manifest()}
+    from gan_tl_course.judge import JUDGE_NAMES, judge_accuracy_report
+    return {name: judge_accuracy_report(name) for name in JUDGE_NAMES}
+
+
+def transfer_methods(out: Path) -> dict:
+    "`inspect_method` for every transfer method on a small random source and 64 Fashion-MNIST images."
+    from gan_tl_course.transfer import METHODS, inspect_method
+    set_seed(0)
+    g, d = build_gan("fashion28", width=WIDTH)
+    return {name: inspect_method(name, g, d, images()[:64]) for name in METHODS}
 
 
 if __name__ == "__main__":
