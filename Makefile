@@ -1,4 +1,5 @@
 # The README's commands. Each one makes its own virtual environment (.venv) and installs what it needs.
+#   make demo       the main job: fine-tune the shipped Fashion-MNIST GAN on 100 digits vs scratch; runs/demo/report.html
 #   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
 #   make test       run every notebook in test mode (nbdev_test), then the pytest suite
 PYTHON ?= python3
@@ -7,7 +8,7 @@ BIN     = $(VENV)/bin
 # A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
 TORCH  ?= torch==2.13.0
 
-.PHONY: pretrain test test-nbs test-py export readme clean-nbs data
+.PHONY: demo pretrain test test-nbs test-py export readme clean-nbs data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 data:
 	@bash .ci/install-data.sh
+
+demo: $(VENV)/.installed data
+	$(BIN)/gan-tl demo --out runs/demo
 
 pretrain: $(VENV)/.installed data
 	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --width 32 --steps 2000 --batch 64 --out runs/pretrain
