@@ -70,13 +70,24 @@ def _write_result(out: Path, step: int, seconds: float, command_line: str) -> No
                   commands=earlier["commands"] + [command_line])
     path.write_text(json.dumps(result, indent=1))
 
+def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
+    "The files of a finished run: the three models, samples.png, loss.png, history.csv and result.json."
+    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.train import plot_history
+    for name in ("generator", "ema_generator", "discriminator"):
+        getattr(trainer, name).save(out / f"{name}.keras")
+    save_png(image_grid(trainer.generate(n=64), ncols=8), out / "samples.png")
+    plot_history(trainer.history, title=title).savefig(out / "loss.png", dpi=100)
+    (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
+    _write_result(out, trainer.step, seconds, command_line)
+
 def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
-    from gan_tl_course.core import image_grid, save_png, set_seed
+    from gan_tl_course.core import set_seed
     from gan_tl_course.data import load_dataset
     from gan_tl_course.models import build_gan
-    from gan_tl_course.train import GANTrainer, TrainConfig, find_checkpoint, plot_history
+    from gan_tl_course.train import GANTrainer, TrainConfig, find_checkpoint
     out = Path(args.out)
     run_file = out / "run.json"
     if args.resume:
@@ -106,13 +117,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     trainer.train(steps, progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    trainer.generator.save(out / "generator.keras")
-    trainer.ema_generator.save(out / "ema_generator.keras")
-    trainer.discriminator.save(out / "discriminator.keras")
-    save_png(image_grid(trainer.generate(n=64), ncols=8), out / "samples.png")
-    plot_history(trainer.history, title=f"{args.dataset}, {args.preset}").savefig(out / "loss.png", dpi=100)
-    (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
-    _write_result(out, trainer.step, seconds, args.command_line)
+    _write_run(trainer, out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {out}/generator.keras, "
           f"ema_generator.keras, samples.png, loss.png")
     return 0
@@ -142,7 +147,7 @@ def finetune_command(args: argparse.Namespace) -> int:
     import keras
     from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.data import few_shot
-    from gan_tl_course.train import find_checkpoint, plot_history
+    from gan_tl_course.train import find_checkpoint
     from gan_tl_course.transfer import _source_models, fine_tune
     out = Path(args.out)
     if args.resume and find_checkpoint(out) is None:
@@ -159,12 +164,7 @@ def finetune_command(args: argparse.Namespace) -> int:
     trainer = fine_tune(source, shots, method=args.method, augment=args.augment, steps=args.steps, seed=args.seed,
                         run_dir=out, resume=args.resume, progress=not args.quiet, **options)
     seconds = time.perf_counter() - t0
-    for name, model in (("generator", trainer.generator), ("ema_generator", trainer.ema_generator),
-                        ("discriminator", trainer.discriminator)):
-        model.save(out / f"{name}.keras")
-    save_png(image_grid(trainer.generate(n=64), ncols=8), out / "samples.png")
-    plot_history(trainer.history, title=f"{args.method} on {len(shots)} images").savefig(out / "loss.png", dpi=100)
-    _write_result(out, trainer.step, seconds, args.command_line)
+    _write_run(trainer, out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
     print(f"{trainer.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
           f"{keras.backend.backend()}; wrote {out}/ema_generator.keras, samples.png, shots.png, loss.png")
     return 0
