@@ -159,7 +159,8 @@ class FeatureNet:
 
 def feature_model(classifier: keras.Model, layer: str = "features") -> keras.Model:
     "A model with two outputs, `[features, probabilities]`, sharing the weights of `classifier`."
-    return keras.Model(classifier.inputs, [classifier.get_layer(layer).output, classifier.outputs[0]])
+    inputs = classifier.inputs[0] if len(classifier.inputs) == 1 else classifier.inputs   # as the caller passes them
+    return keras.Model(inputs, [classifier.get_layer(layer).output, classifier.outputs[0]])
 
 # %% ../nbs/06a_judge.ipynb #447c1384
 def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, float]:

@@ -151,6 +151,9 @@ class TrainConfig:
     r1_gamma: float = 0.0            # R1 penalty weight (Mescheder et al. 2018); 0 = off
     gp_weight: float = 0.0           # WGAN-GP weight (Gulrajani et al. 2017); 0 = off
     augment: str = ""                # DiffAugment policy, e.g. 'color,translation,cutout'; '' = off
+    ada_target: float = 0.0          # ADA (Karras et al. 2020): adapt the probability p of `augment` so that
+                                     # E[sign D(real)] stays near this (0.6 in the paper); 0 = off, p = 1
+    ada_images: int = 20_000         # ADA: images shown for p to move by 1 (500k in the paper's long runs)
     ema_decay: float = 0.999
     steps_per_call: int = 10
     sample_every: int = 500
@@ -166,6 +169,11 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.ada_target < 1.0:
+            raise ValueError(f"TrainConfig.ada_target must be in [0, 1) (0 = off), got {self.ada_target}")
+        if self.ada_target and not self.augment:
+            raise ValueError("TrainConfig.ada_target adapts how often `augment` is applied: set an augment policy "
+                             "too, e.g. augment='color,translation,cutout'")
 
 # %% ../nbs/05_train.ipynb #edcca19d
 class NonFiniteLossError(FloatingPointError):
@@ -175,7 +183,7 @@ class CheckpointError(ValueError):
     "A checkpoint is missing, corrupt or belongs to another architecture."
 
 # %% ../nbs/05_train.ipynb #052df895
-METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty")
+METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p")
 
 def num_label_classes(generator: keras.Model) -> int:
     "Number of classes of a class-conditional generator (the size of its label embedding)."
@@ -202,7 +210,8 @@ class GANTrainer:
     def __init__(self, generator: keras.Model, discriminator: keras.Model, images, config: TrainConfig | None = None,
                  run_dir: str | Path | None = None, labels=None,
                  g_variables: list | None = None, d_variables: list | None = None,
-                 g_penalty: Callable | None = None, d_penalty: Callable | None = None):
+                 g_penalty: Callable | None = None, d_penalty: Callable | None = None,
+                 g_gradient_scale: Callable | None = None):
         self.config = config or TrainConfig()
         self.generator, self.discriminator = generator, discriminator
         self.run_dir = Path(run_dir) if run_dir else None
@@ -220,8 +229,10 @@ class GANTrainer:
         self.seed = keras.random.SeedGenerator(self.config.seed, name="trainer_seed")
         self.g_variables = list(g_variables if g_variables is not None else generator.trainable_variables)
         self.d_variables = list(d_variables if d_variables is not None else discriminator.trainable_variables)
-        self.g_penalty, self.d_penalty = g_penalty, d_penalty
+        self.g_penalty, self.d_penalty, self.g_gradient_scale = g_penalty, d_penalty, g_gradient_scale
         c = self.config
+        self.augment_p = keras.Variable(0.0 if c.ada_target else 1.0, dtype="float32", trainable=False,
+                                        name="augment_p")
         self.g_optimizer = keras.optimizers.Adam(c.lr_g, beta_1=c.beta_1, beta_2=c.beta_2, name="g_adam")
         self.d_optimizer = keras.optimizers.Adam(c.lr_d, beta_1=c.beta_1, beta_2=c.beta_2, name="d_adam")
         self.g_optimizer.build(self.g_variables)
@@ -254,7 +265,7 @@ class GANTrainer:
         "Every variable a training step reads or writes, by role (this is what a checkpoint holds)."
         return {"generator": self.generator.variables, "discriminator": self.discriminator.variables,
                 "ema_generator": self.ema_generator.variables, "g_optimizer": self.g_optimizer.variables,
-                "d_optimizer": self.d_optimizer.variables, "rng": [self.seed.state]}
+                "d_optimizer": self.d_optimizer.variables, "rng": [self.seed.state], "augment": [self.augment_p]}
 
 # %% ../nbs/05_train.ipynb #d9b75a02
 @patch
@@ -279,7 +290,18 @@ def _sample_batch(self: GANTrainer, data):
 
 @patch
 def _augment(self: GANTrainer, x):
-    return diff_augment(x, self.config.augment, seed=self.seed) if self.config.augment else x
+    "DiffAugment with the run's policy; each image with probability `augment_p` under ADA, else always."
+    if not self.config.augment:
+        return x
+    p = self.augment_p if self.config.ada_target else 1.0
+    return diff_augment(x, self.config.augment, seed=self.seed, p=p)
+
+@patch
+def _adapt_augment_p(self: GANTrainer, real_sign):
+    "ADA's controller: raise p when D is over-confident on reals (E[sign D(real)] above target), else lower it."
+    c = self.config
+    step = ops.sign(real_sign - c.ada_target) * (c.batch_size / c.ada_images)
+    self.augment_p.assign(ops.clip(self.augment_p + step, 0.0, 1.0))
 
 @patch
 def _d_loss(self: GANTrainer, real, y_real, z, y_fake):
@@ -300,7 +322,8 @@ def _d_loss(self: GANTrainer, real, y_real, z, y_fake):
     if self.d_penalty is not None:
         penalty = penalty + self.d_penalty()
     loss = self.loss.d(real_logits, fake_logits) + penalty
-    return loss, (ops.mean(ops.cast(real_logits, "float32")), ops.mean(ops.cast(fake_logits, "float32")), penalty)
+    real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    return loss, (ops.mean(real_logits), ops.mean(fake_logits), penalty, ops.mean(ops.sign(real_logits)))
 
 @patch
 def _g_loss(self: GANTrainer, z, y):
@@ -308,7 +331,7 @@ def _g_loss(self: GANTrainer, z, y):
     logits = self.discriminator(self._d_inputs(self._augment(fake), y), training=True)
     loss = self.loss.g(logits)
     if self.g_penalty is not None:
-        loss = loss + self.g_penalty()
+        loss = loss + self.g_penalty(z)
     return loss, ()
 
 @patch
@@ -327,14 +350,19 @@ def _update_ema(self: GANTrainer):
 def _train_step(self: GANTrainer, data):
     "One D step, one G step and the EMA update; returns the metrics vector (see `METRICS`)."
     real, y_real, z, y_fake = self._sample_batch(data)
-    d_loss, (real_logit, fake_logit, penalty), d_grads = value_and_grad(
+    d_loss, (real_logit, fake_logit, penalty, real_sign), d_grads = value_and_grad(
         lambda: self._d_loss(real, y_real, z, y_fake), self.d_variables)
     self.d_optimizer.apply(d_grads, self.d_variables)
+    if self.config.ada_target:
+        self._adapt_augment_p(real_sign)
     z = keras.random.normal((self.config.batch_size, self.latent_dim), seed=self.seed)
     g_loss, _, g_grads = value_and_grad(lambda: self._g_loss(z, y_fake), self.g_variables)
+    if self.g_gradient_scale is not None:
+        g_grads = [g * ops.cast(s, g.dtype) for g, s in zip(g_grads, self.g_gradient_scale(self.g_optimizer.iterations))]
     self.g_optimizer.apply(g_grads, self.g_variables)
     self._update_ema()
-    return ops.stack([ops.cast(v, "float32") for v in (d_loss, g_loss, real_logit, fake_logit, penalty)])
+    return ops.stack([ops.cast(v, "float32") for v in (d_loss, g_loss, real_logit, fake_logit, penalty,
+                                                         self.augment_p)])
 
 # %% ../nbs/05_train.ipynb #1e97afc9
 @patch
