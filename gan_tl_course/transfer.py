@@ -26,8 +26,8 @@ from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'METHODS', 'ship_source', 'load_pretrained', 'TransferSetup', 'TransferMethod', 'freeze_blocks',
-           'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'get_method', 'fine_tune',
-           'inspect_method', 'run_demo']
+           'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'miner_network', 'MineGAN',
+           'block_features', 'distance_consistency', 'CDC', 'get_method', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -82,11 +82,13 @@ def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model
 # %% ../nbs/08_transfer.ipynb #313aba38
 @dataclass
 class TransferSetup:
-    "The models a method hands to the trainer, and its extra losses (functions of no arguments, or None)."
+    """The models a method hands to the trainer and its extra losses: `g_penalty(z)` of G's latent batch and
+    `d_penalty()`, or None; `g_gradient_scale(step)`, one multiplier per trainable G variable, or None."""
     generator: keras.Model
     discriminator: keras.Model
-    g_penalty: Callable[[], object] | None = None
+    g_penalty: Callable[[object], object] | None = None
     d_penalty: Callable[[], object] | None = None
+    g_gradient_scale: Callable[[object], list] | None = None
 
 class TransferMethod:
     "Base class: fine-tune everything (TransferGAN). Subclasses freeze layers or add a loss in `setup`."
@@ -151,11 +153,11 @@ class ScaleShift(TransferMethod):
         return TransferSetup(generator, discriminator)
 
 # %% ../nbs/08_transfer.ipynb #414ff271
-def _sq_distance_penalty(variables: list, weights: list[np.ndarray], strength: float) -> Callable[[], object]:
-    "A function of no arguments: `strength * Σ weights * (v - v_at_setup)²` over `variables`."
+def _sq_distance_penalty(variables: list, weights: list[np.ndarray], strength: float) -> Callable[..., object]:
+    "`penalty(z=None)` = `strength * Σ weights * (v - v_at_setup)²` over `variables` (the latent batch is unused)."
     anchors = [ops.convert_to_tensor(ops.convert_to_numpy(v)) for v in variables]
     weights = [ops.convert_to_tensor(np.asarray(w, "float32")) for w in weights]
-    def penalty():
+    def penalty(z=None):
         total = ops.zeros((), "float32")
         for v, a, w in zip(variables, anchors, weights):
             total = total + ops.sum(w * ops.square(ops.cast(v, "float32") - a))
@@ -208,8 +210,79 @@ class EWC(TransferMethod):
                                                   self.strength))
 
 # %% ../nbs/08_transfer.ipynb #8a36ef92
-METHODS: dict[str, type[TransferMethod]] = {m.name: m for m in
-                                            (Scratch, TransferMethod, FreezeD, FreezeG, ScaleShift, L2SP, EWC)}
+def miner_network(latent_dim: int, hidden: int | None = None, name: str = "miner") -> keras.Model:
+    "MineGAN's miner `z -> z + MLP(z)`, its last layer zero-initialised so it starts as the identity."
+    hidden = hidden or latent_dim
+    z = keras.Input((latent_dim,), name="z")
+    h = keras.layers.Dense(hidden, name="miner_dense_0")(z)
+    h = keras.layers.LeakyReLU(0.2, name="miner_act_0")(h)
+    h = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="miner_dense_1")(h)
+    return keras.Model(z, keras.layers.Add(name="miner_add")([z, h]), name=name)
+
+class MineGAN(TransferMethod):
+    "A miner network in front of the source G: mine (G frozen) for `mine_steps` steps, then tune G and miner jointly."
+    name, paper = "minegan", "Wang et al. 2020, MineGAN: effective knowledge transfer from GANs to target domains with few images"
+
+    def __init__(self, mine_steps: int = 200):
+        self.mine_steps = mine_steps
+
+    def setup(self, generator, discriminator, images):
+        if len(generator.inputs) > 1:
+            raise ValueError("minegan mines the latent space of an unconditional generator; this one is conditional")
+        miner = miner_network(int(generator.inputs[0].shape[-1]))
+        z = keras.Input(tuple(generator.inputs[0].shape[1:]), name="z")
+        mined = keras.Model(z, generator(miner(z)), name=f"mined_{generator.name}")
+        late = {id(v) for v in generator.trainable_variables}
+        after = self.mine_steps
+        def scale(step):
+            joint = ops.cast(ops.greater_equal(step, after), "float32")
+            return [joint if id(v) in late else 1.0 for v in mined.trainable_variables]
+        return TransferSetup(mined, discriminator, g_gradient_scale=scale)
+
+def block_features(generator: keras.Model) -> keras.Model:
+    "A model from G's latent input to the output of each generator block `g_block_i` (their last layer)."
+    outputs = [block_layers(generator, b)[-1].output for b in block_names(generator, "g")]
+    return keras.Model(generator.inputs, outputs, name=f"{generator.name}_blocks")
+
+def _similarity_log_softmax(features):
+    "Row-wise log-softmax over the other samples of the cosine similarities of flattened `features` (B, ...)."
+    f = ops.reshape(ops.cast(features, "float32"), (ops.shape(features)[0], -1))
+    f = f / (ops.norm(f, axis=1, keepdims=True) + 1e-8)
+    sim = ops.matmul(f, ops.transpose(f))
+    b = ops.shape(sim)[0]
+    sim = ops.where(ops.eye(b) > 0, -1e9, sim)              # a sample is not compared with itself
+    return ops.log_softmax(sim, axis=1)
+
+def distance_consistency(source_features: list, target_features: list):
+    "CDC's loss: Σ over blocks of the mean over samples of KL(p_target ‖ p_source) of the similarity softmaxes."
+    total = ops.zeros((), "float32")
+    for s, t in zip(source_features, target_features):
+        log_ps, log_pt = _similarity_log_softmax(s), _similarity_log_softmax(t)
+        total = total + ops.mean(ops.sum(ops.exp(log_pt) * (log_pt - log_ps), axis=1))
+    return total
+
+class CDC(TransferMethod):
+    "Fine-tune everything with cross-domain distance consistency between the frozen source G and the adapted G."
+    name, paper = "cdc", "Ojha et al. 2021, Few-shot image generation via cross-domain correspondence"
+
+    def __init__(self, strength: float = 1.0):
+        self.strength = strength
+
+    def setup(self, generator, discriminator, images):
+        if len(generator.inputs) > 1:
+            raise ValueError("cdc compares samples of an unconditional generator; this one is conditional")
+        source = _copy(generator)
+        source.trainable = False
+        source_blocks, target_blocks = block_features(source), block_features(generator)
+        strength = self.strength
+        def penalty(z):
+            s = [ops.stop_gradient(f) for f in source_blocks(z, training=False)]
+            return strength * distance_consistency(s, target_blocks(z, training=False))
+        return TransferSetup(generator, discriminator, g_penalty=penalty)
+
+# %% ../nbs/08_transfer.ipynb #28f3aa54
+METHODS: dict[str, type[TransferMethod]] = {m.name: m for m in (Scratch, TransferMethod, FreezeD, FreezeG, ScaleShift,
+                                                                  L2SP, EWC, MineGAN, CDC)}
 
 def get_method(method: str | TransferMethod, **options) -> TransferMethod:
     "A transfer method by name (see `METHODS`) with its options, e.g. `get_method('freeze_d', k=1)`."
@@ -254,14 +327,14 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
         raise ValueError(f"the source generator makes images of shape {made} (its discriminator takes {taken}) "
                          f"but the target images have shape {tuple(images.shape[1:])}; pick a source of the "
                          "target's shape or resize the target")
-    policy = POLICY if augment == "diffaugment" else augment
-    config = config or TrainConfig(seed=seed, augment=policy, sample_every=max(steps // 4, 10),
-                                   checkpoint_every=max(steps // 2, 10))
+    policy = POLICY if augment in ("diffaugment", "ada") else augment
+    config = config or TrainConfig(seed=seed, augment=policy, ada_target=0.6 if augment == "ada" else 0.0,
+                                   sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
     set_seed(seed)
     method = get_method(method, **options)
     setup = method.setup(_copy(g_source), _copy(d_source), images)
     trainer = GANTrainer(setup.generator, setup.discriminator, images, config, run_dir=run_dir,
-                         g_penalty=setup.g_penalty, d_penalty=setup.d_penalty)
+                         g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.method = method
     if resume:
         trainer.restore()
@@ -273,13 +346,15 @@ def inspect_method(method: str | TransferMethod, generator: keras.Model, discrim
                    images: np.ndarray, steps: int = 20) -> dict:
     "Train copies for `steps` steps with `method`; report trained/changed/unchanged variable paths and penalties."
     setup = get_method(method).setup(_copy(generator), _copy(discriminator), np.asarray(images))
-    value = lambda f: None if f is None else float(ops.convert_to_numpy(f()))
-    penalties = dict(g=value(setup.g_penalty), d=value(setup.d_penalty))
+    z = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((16, int(generator.inputs[0].shape[-1])),
+                                                                        dtype="float32"))
+    value = lambda f, *args: None if f is None else float(ops.convert_to_numpy(f(*args)))
+    penalties = dict(g=value(setup.g_penalty, z), d=value(setup.d_penalty))
     models = (setup.generator, setup.discriminator)
     before = {v.path: ops.convert_to_numpy(v).copy() for m in models for v in m.variables}
     trainer = GANTrainer(setup.generator, setup.discriminator, images,
                          TrainConfig(batch_size=16, sample_every=10 ** 6, checkpoint_every=10 ** 6),
-                         g_penalty=setup.g_penalty, d_penalty=setup.d_penalty)
+                         g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.train(steps, progress=False)
     after = {v.path: ops.convert_to_numpy(v) for m in models for v in m.variables}
     changed = [p for p in before if not np.array_equal(before[p], after[p])]

@@ -93,10 +93,14 @@ def judge_accuracy(out: Path) -> dict:
 
 def transfer_methods(out: Path) -> dict:
     "`inspect_method` for every transfer method on a small random source and 64 Fashion-MNIST images."
-    from gan_tl_course.transfer import METHODS, inspect_method
+    from gan_tl_course.transfer import METHODS, MineGAN, inspect_method
     set_seed(0)
     g, d = build_gan("fashion28", width=WIDTH)
-    return {name: inspect_method(name, g, d, images()[:64]) for name in METHODS}
+    reports = {name: inspect_method(MineGAN(mine_steps=10) if name == "minegan" else name, g, d, images()[:64])
+               for name in METHODS}                       # minegan: 10 steps of mining, then 10 of joint tuning
+    reports["minegan_mining"] = inspect_method(MineGAN(mine_steps=1000), g, d, images()[:64])
+    reports["minegan_mining"]["g_weights"] = [v.path for v in g.trainable_variables]
+    return reports
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from conftest import BACKENDS
 def test_methods_train_what_they_claim(scenario, backend):
     from gan_tl_course.transfer import METHODS
     reports = scenario("transfer_methods", backend)
+    mining = reports.pop("minegan_mining")
     assert set(reports) == set(METHODS)
+    assert not [p for p in mining["changed"] if p in mining["g_weights"]], (backend, "G moved while mining")
+    assert any(p.startswith("miner") for p in mining["changed"]), (backend, "the miner did not train")
     frozen_blocks = {"freeze_d": ("d_block_0", "d_block_1"), "freeze_g": ("g_block_0",),
                      "scale_shift": ("g_block_0_dense", "g_block_1_deconv", "g_block_2_deconv", "g_out_conv")}
     for name, r in reports.items():
