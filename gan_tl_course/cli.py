@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'load_generator', 'sample_command',
-           'bench_command', 'evaluate_command', 'judge_command', 'make_parser', 'main']
+__all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
+           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_pretrain(sub) -> None:
@@ -133,8 +133,9 @@ def _add_finetune(sub) -> None:
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--method", default="finetune", choices=list(METHODS))
     p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g)")
-    p.add_argument("--strength", type=float, default=None, help="weight of the pull to the source (l2sp, ewc)")
-    p.add_argument("--augment", default="diffaugment", help="'diffaugment', a DiffAugment policy, or '' for none")
+    p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
+    p.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
+    p.add_argument("--augment", default="diffaugment", help="'diffaugment', 'ada', a DiffAugment policy, or '' for none")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
     p.add_argument("--out", required=True, help="run folder")
@@ -157,7 +158,8 @@ def finetune_command(args: argparse.Namespace) -> int:
     source = _source_models(args.source)
     target = _load_real(args.target, tuple(int(s) for s in source[0].outputs[0].shape[1:]))
     shots = few_shot(target, args.shots, seed=args.seed)[0] if args.shots else target
-    options = {k: v for k, v in (("k", args.k), ("strength", args.strength)) if v is not None}
+    options = {k: v for k, v in (("k", args.k), ("strength", args.strength), ("mine_steps", args.mine_steps))
+               if v is not None}
     out.mkdir(parents=True, exist_ok=True)
     save_png(image_grid(shots.images[:64]), out / "shots.png")
     t0 = time.perf_counter()
@@ -197,6 +199,41 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"{name:12s}" + "".join(f"{v[k]:12.4f}" for k in ("fid", "kid", "precision", "recall"))
               + f"{run['train_seconds']:12.0f}")
     print(f"demo done in {summary['seconds']:.0f} s; open {Path(args.out) / 'report.html'}")
+    return 0
+
+# %% ../nbs/11_cli.ipynb #f57bbd6e
+def _add_transfer_bench(sub) -> None:
+    from gan_tl_course.transfer import METHODS
+    p = sub.add_parser("transfer-bench", help="the few-shot benchmark: methods x shots x seeds on near/far targets",
+                       description="Fine-tune shipped sources with every method on a few target images, for several "
+                                   "shot counts and seeds, under one step budget; evaluate each against held-out "
+                                   "images; write results.csv/json/md and kid_vs_shots.png.")
+    p.add_argument("--out", required=True, help="results folder (an existing one is continued)")
+    p.add_argument("--targets", nargs="+", default=["near", "far"], help="near (bags), far (digits)")
+    p.add_argument("--shots", type=int, nargs="+", default=[10, 100, 1000])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
+                   help=f"any of {', '.join(METHODS)} (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
+    p.add_argument("--augment", default="diffaugment", help="'diffaugment', 'ada', a DiffAugment policy or ''")
+    p.add_argument("--n", type=int, default=2000, help="images per evaluation set")
+    p.set_defaults(func=transfer_bench_command)
+
+def transfer_bench_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl transfer-bench` and print the KID table."
+    from gan_tl_course.core import runtime_info
+    from gan_tl_course.fewshot import results_markdown, summarize, transfer_benchmark
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows = transfer_benchmark(out, args.targets, args.shots, args.methods, args.seeds, args.steps, args.augment,
+                              args.n)
+    log = out / "benchmark.json"
+    runs = json.loads(log.read_text())["runs"] if log.is_file() else []
+    runs.append(dict(command=args.command_line, runtime=runtime_info(), seconds=round(time.perf_counter() - t0, 1),
+                     date=time.strftime("%Y-%m-%d")))
+    log.write_text(json.dumps(dict(runs=runs), indent=1))
+    print(results_markdown(summarize(rows)))
+    print(f"{len(rows)} runs in {out}/results.csv; tables in results.md, plot in kid_vs_shots.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #9e3e3441
@@ -340,7 +377,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan-tl", description="GAN transfer learning course: command-line jobs. "
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_pretrain, _add_finetune, _add_sample, _add_bench, _add_evaluate, _add_judge):
+    for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
+                _add_evaluate, _add_judge):
         add(sub)
     return parser
 
