@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Offline data sources (DESIGN §5): Debian's Fashion-MNIST and Noto colour-emoji packages.
+# Offline data sources (DESIGN §5): Debian's Fashion-MNIST and Noto colour-emoji packages, and Debian's
+# chromium for the browser test of the widgets (tests/test_browser.py; skipped without it).
 # As root they are installed; otherwise this says what to install (or use `--download` when online).
 set -u
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${need[*]}"
