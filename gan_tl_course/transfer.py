@@ -242,7 +242,8 @@ class MineGAN(TransferMethod):
 def block_features(generator: keras.Model) -> keras.Model:
     "A model from G's latent input to the output of each generator block `g_block_i` (their last layer)."
     outputs = [block_layers(generator, b)[-1].output for b in block_names(generator, "g")]
-    return keras.Model(generator.inputs, outputs, name=f"{generator.name}_blocks")
+    inputs = generator.inputs[0] if len(generator.inputs) == 1 else generator.inputs   # as callers pass them
+    return keras.Model(inputs, outputs, name=f"{generator.name}_blocks")
 
 def _similarity_log_softmax(features):
     "Row-wise log-softmax over the other samples of the cosine similarities of flattened `features` (B, ...)."

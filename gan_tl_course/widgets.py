@@ -59,7 +59,8 @@ def early_features(generator: keras.Model, block: str = "g_block_0") -> keras.Mo
     layers = [l for l in generator.layers if l.name.startswith(block + "_")]
     if not layers:
         raise ValueError(f"{generator.name} has no layers named {block}_*; pass the name of one of its blocks")
-    return keras.Model(generator.inputs, layers[-1].output)
+    inputs = generator.inputs[0] if len(generator.inputs) == 1 else generator.inputs   # as callers pass them
+    return keras.Model(inputs, layers[-1].output)
 
 def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block: str = "g_block_0",
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
