@@ -1,14 +1,14 @@
-"""The widgets in a real browser: JupyterLab started here, headless Chromium (Debian's) driven by Playwright.
+"""The widgets in a real browser: JupyterLab and Voila started here, headless Chromium (Debian's) via Playwright.
 
-The test runs the widgets chapter (in test mode) in JupyterLab, drags the latent explorer's first slider and
-checks that the picture changed. The screenshot is kept in tests/artifacts/widgets.png."""
+Each test runs the widgets chapter (in test mode), drags the latent explorer's first slider and checks that
+the picture changed. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png)."""
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
 
 
 def _free_port() -> int:
@@ -24,33 +25,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
-    "A JupyterLab server on 127.0.0.1 serving a copy of the widgets chapter; yields its base URL and token."
+def _copy_notebook(folder: Path) -> Path:
+    "The widgets chapter, with a kernelspec naming this Python (so no server asks which kernel to start)."
     notebook = json.loads((ROOT / "nbs" / "10_widgets.ipynb").read_text())
     notebook["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    (tmp_path / "10_widgets.ipynb").write_text(json.dumps(notebook))     # no kernel dialog: use this Python
-    port, token = _free_port(), "gan-tl-browser-test"
-    env = {**os.environ, "IN_TEST": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "w"))
-    base = f"http://127.0.0.1:{port}"
+    path = folder / "10_widgets.ipynb"
+    path.write_text(json.dumps(notebook))
+    return path
+
+
+@contextmanager
+def _server(command: list[str], port: int, log: Path):
+    "Run a notebook server in test mode (IN_TEST=1 reaches its kernels) until the block ends."
+    env = {**os.environ, "IN_TEST": "1", "JUPYTER_CONFIG_DIR": str(log.parent / "config")}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     try:
-        for _ in range(120):
+        for _ in range(120):                                     # wait until it listens
             try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 break
             except OSError:
                 time.sleep(0.5)
         else:
-            raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-        yield base, token
+            raise RuntimeError(f"{command[2]} did not start: {log.read_text()[-2000:]}")
+        yield
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def _browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
 
 
 def _accept_dialogs(page, seconds: float) -> None:
@@ -63,42 +77,56 @@ def _accept_dialogs(page, seconds: float) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
-def test_slider_changes_picture_in_jupyterlab(jupyter_lab):
-    from playwright.sync_api import sync_playwright
-    base, token = jupyter_lab
+def _drag_first_slider(page, screenshot: Path) -> tuple[str, str]:
+    "Wait for the latent explorer, drag its first slider to the right; returns the picture's src before and after."
+    explorer = page.locator(".jupyter-widgets.widget-vbox").filter(has=page.locator(".widget-slider")).first
+    try:
+        explorer.wait_for(timeout=600_000)
+    except Exception:
+        page.screenshot(path=str(screenshot.with_name(screenshot.stem + "-timeout.png")))
+        raise
+    image = explorer.locator("img").first
+    image.wait_for(timeout=60_000)
+    before = image.get_attribute("src")
+    handle = explorer.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    deadline = time.time() + 60
+    while image.get_attribute("src") == before and time.time() < deadline:
+        time.sleep(0.25)
+    explorer.screenshot(path=str(screenshot))
+    return before, image.get_attribute("src")
+
+
+def test_slider_changes_picture_in_jupyterlab(tmp_path):
+    _copy_notebook(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    port, token = _free_port(), "gan-tl-browser-test"
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"]
+    with _server(command, port, tmp_path / "lab.log"), _browser() as page:
         page.goto(f"{base}/lab/tree/10_widgets.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        _accept_dialogs(page, seconds=15)                             # a kernel dialog, if JupyterLab asks
+        _accept_dialogs(page, seconds=15)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         _accept_dialogs(page, seconds=10)
-        explorer = page.locator(".jupyter-widgets.widget-vbox").filter(has=page.locator(".widget-slider")).first
-        try:
-            explorer.wait_for(timeout=300_000)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "widgets-timeout.png"))
-            raise
-        image = explorer.locator("img").first
-        image.wait_for(timeout=60_000)
-        before = image.get_attribute("src")
-        handle = explorer.locator(".widget-slider .noUi-handle").first
-        handle.scroll_into_view_if_needed()
-        box = handle.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=8)
-        page.mouse.up()
-        deadline = time.time() + 60
-        while image.get_attribute("src") == before and time.time() < deadline:
-            time.sleep(0.25)
-        explorer.screenshot(path=str(ARTIFACTS / "widgets.png"))
-        after = image.get_attribute("src")
-        browser.close()
+        before, after = _drag_first_slider(page, ARTIFACTS / "widgets_lab.png")
     assert before and after and after != before, "dragging the slider did not change the widget's picture"
+
+
+def test_slider_changes_picture_in_voila(tmp_path):
+    notebook = _copy_notebook(tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"]
+    with _server(command, port, tmp_path / "voila.log"), _browser() as page:
+        page.goto(f"{base}/", timeout=600_000)                  # Voila runs the notebook, then shows its widgets
+        before, after = _drag_first_slider(page, ARTIFACTS / "widgets_voila.png")
+    assert before and after and after != before, "dragging the slider did not change the widget's picture in Voila"
