@@ -19,6 +19,7 @@ from keras import layers, ops
 import gan_tl_course
 from .core import runtime_info, set_seed, sha256_file, to_unit
 from .data import FASHION_CLASSES, ImageSet, load_emoji, load_fashion_mnist, load_mnist_5k
+from .models import call_inputs
 
 # %% auto #0
 __all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOORS', 'INCEPTION_FILES', 'judge_data',
@@ -159,8 +160,7 @@ class FeatureNet:
 
 def feature_model(classifier: keras.Model, layer: str = "features") -> keras.Model:
     "A model with two outputs, `[features, probabilities]`, sharing the weights of `classifier`."
-    inputs = classifier.inputs[0] if len(classifier.inputs) == 1 else classifier.inputs   # as the caller passes them
-    return keras.Model(inputs, [classifier.get_layer(layer).output, classifier.outputs[0]])
+    return keras.Model(call_inputs(classifier), [classifier.get_layer(layer).output, classifier.outputs[0]])
 
 # %% ../nbs/06a_judge.ipynb #447c1384
 def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, float]:

@@ -9,7 +9,7 @@ import keras
 from keras import layers
 
 # %% auto #0
-__all__ = ['PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers',
+__all__ = ['PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers', 'call_inputs',
            'check_same_architecture']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
@@ -114,6 +114,10 @@ def block_names(model: keras.Model, prefix: str) -> list[str]:
 def block_layers(model: keras.Model, block: str) -> list:
     "The layers of `model` that belong to `block` (their name starts with `block + '_'`)."
     return [layer for layer in model.layers if layer.name.startswith(block + "_")]
+
+def call_inputs(model: keras.Model):
+    "The model's inputs as callers pass them: the one tensor of a single-input model, else the list."
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 # %% ../nbs/02_models.ipynb #1c4aba02
 def check_same_architecture(expected: keras.Model, got: keras.Model) -> None:

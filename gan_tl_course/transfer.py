@@ -21,7 +21,7 @@ from .augment import POLICY
 from .core import set_seed, sha256_file
 from .data import ImageSet
 from .judge import ASSETS, read_manifest, update_manifest
-from .models import block_layers, block_names
+from .models import block_layers, block_names, call_inputs
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
@@ -242,8 +242,7 @@ class MineGAN(TransferMethod):
 def block_features(generator: keras.Model) -> keras.Model:
     "A model from G's latent input to the output of each generator block `g_block_i` (their last layer)."
     outputs = [block_layers(generator, b)[-1].output for b in block_names(generator, "g")]
-    inputs = generator.inputs[0] if len(generator.inputs) == 1 else generator.inputs   # as callers pass them
-    return keras.Model(inputs, outputs, name=f"{generator.name}_blocks")
+    return keras.Model(call_inputs(generator), outputs, name=f"{generator.name}_blocks")
 
 def _similarity_log_softmax(features):
     "Row-wise log-softmax over the other samples of the cosine similarities of flattened `features` (B, ...)."

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from .core import image_grid, to_uint8
+from .models import block_layers, call_inputs
 from .train import generate_images, num_label_classes
 
 # %% auto #0
@@ -56,11 +57,10 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
 # %% ../nbs/10_widgets.ipynb #bd6c45b1
 def early_features(generator: keras.Model, block: str = "g_block_0") -> keras.Model:
     "A model from G's inputs to the output of its block `block` (the last layer named `{block}_*`)."
-    layers = [l for l in generator.layers if l.name.startswith(block + "_")]
+    layers = block_layers(generator, block)
     if not layers:
         raise ValueError(f"{generator.name} has no layers named {block}_*; pass the name of one of its blocks")
-    inputs = generator.inputs[0] if len(generator.inputs) == 1 else generator.inputs   # as callers pass them
-    return keras.Model(inputs, layers[-1].output)
+    return keras.Model(call_inputs(generator), layers[-1].output)
 
 def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block: str = "g_block_0",
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +112,9 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int = 8, method: str = "s
 # %% ../nbs/10_widgets.ipynb #2d3b4309
 def nearest_training(images: np.ndarray, train_images: np.ndarray, net, k: int = 3) -> np.ndarray:
     "Indices `(N, k)` of each image's `k` nearest training images in the feature space of `net` (a `FeatureNet`)."
-    f, t = net.features(images), net.features(train_images)
-    d = (f ** 2).sum(1)[:, None] - 2 * f @ t.T + (t ** 2).sum(1)[None, :]      # squared distances
-    return np.argsort(d, axis=1)[:, :k]
+    from gan_tl_course.metrics import _sq_dist_chunks
+    features = net.features(images)
+    return np.concatenate([np.argsort(d2, axis=1)[:, :k] for _, d2 in _sq_dist_chunks(features, net.features(train_images))])
 
 # %% ../nbs/10_widgets.ipynb #c611e909
 class GanWidget(W.VBox):
