@@ -117,10 +117,16 @@ def run_cell(source, train: ImageSet, reference: Reference, method: str, augment
 
 # %% ../nbs/08a_fewshot.ipynb #3225ecb5
 def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precision", "recall", "copied")) -> list[dict]:
-    "Mean and standard deviation over seeds of `metrics`, per (target, shots, method, augment)."
+    """Mean and standard deviation over seeds of `metrics`, per (target, shots, method, augment).
+    Rows of different step budgets or evaluation sizes are never averaged together: select one first."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["target"], r["shots"], r["method"], r["augment"]), []).append(r)
+    for key, rs in groups.items():
+        budgets = sorted({(r["steps"], r["n_eval"]) for r in rs})
+        if len(budgets) > 1:
+            raise ValueError(f"the rows of {key} mix (steps, n_eval) budgets {budgets}; summarize one budget at a "
+                             "time, e.g. [r for r in rows if r['steps'] == 1000]")
     out = []
     for (target, k, method, augment), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         entry = dict(target=target, shots=k, method=method, augment=augment, seeds=len(rs),
