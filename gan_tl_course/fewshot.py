@@ -20,7 +20,7 @@ from .transfer import METHODS, fine_tune
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'run_cell', 'summarize',
-           'results_markdown', 'plot_metric_vs_shots', 'write_reports']
+           'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -128,13 +128,35 @@ def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precisi
             raise ValueError(f"the rows of {key} mix (steps, n_eval) budgets {budgets}; summarize one budget at a "
                              "time, e.g. [r for r in rows if r['steps'] == 1000]")
     out = []
-    for (target, k, method, augment), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    for (target, k, method, augment), rs in sorted(groups.items(), key=lambda kv: (kv[0][:2], _method_rank(kv[0][2]))):
         entry = dict(target=target, shots=k, method=method, augment=augment, seeds=len(rs),
                      train_seconds=float(np.mean([r["train_seconds"] for r in rs])))
         for m in metrics:
             values = np.array([r[m] for r in rs], float)
             entry[m], entry[f"{m}_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
         out.append(entry)
+    return out
+
+def _method_rank(method: str) -> int:
+    "Position of `method` in the registry, so tables and plots list methods in one order (scratch first)."
+    return list(METHODS).index(method) if method in METHODS else len(METHODS)
+
+def paired_differences(rows: list[dict], method: str, baseline: str = "scratch", metric: str = "kid") -> list[dict]:
+    """`method` minus `baseline` in `metric`, seed by seed, per (target, shots, augment) where both ran.
+    A seed fixes the training shots and the reference, so the paired difference removes their share of the
+    spread; `wins` counts the seeds on which `method` is better (lower KID/FID, higher precision/recall)."""
+    sign = 1 if METRIC_INFO[metric][1] == "higher" else -1
+    by_cell = {(r["target"], r["shots"], r["augment"], r["method"], r["seed"]): r[metric] for r in rows}
+    out = []
+    for target, k, augment in sorted({key[:3] for key in by_cell if key[3] == method}):
+        diffs = [value - by_cell[(target, k, augment, baseline, seed)]
+                 for (t, kk, a, m, seed), value in sorted(by_cell.items())
+                 if (t, kk, a, m) == (target, k, augment, method) and (target, k, augment, baseline, seed) in by_cell]
+        if diffs:
+            d = np.array(diffs)
+            out.append(dict(target=target, shots=k, augment=augment, method=method, baseline=baseline, metric=metric,
+                            seeds=len(d), mean=float(d.mean()), std=float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+                            wins=int(np.sum(sign * d > 0))))
     return out
 
 def results_markdown(summary: list[dict], metric: str = "kid") -> str:
@@ -165,18 +187,29 @@ def results_markdown(summary: list[dict], metric: str = "kid") -> str:
 def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     "One panel per target: `metric` against shots (log scale), a line with error bars per method; returns the figure."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
     targets = list(dict.fromkeys(s["target"] for s in summary))
+    methods = sorted({s["method"] for s in summary}, key=_method_rank)
+    colours = dict(zip(methods, plt.get_cmap("tab10").colors))           # one colour per method in every panel
     fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets):
         cells = [s for s in summary if s["target"] == target]
-        for method in dict.fromkeys(s["method"] for s in cells):
+        for method in methods:
             pts = sorted((s["shots"], s[metric], s[f"{metric}_std"]) for s in cells if s["method"] == method)
+            if not pts:
+                continue
             k, y, e = map(np.array, zip(*pts))
-            ax.errorbar(k, y, yerr=e, marker="o", capsize=3, label=method,
+            ax.errorbar(k, y, yerr=e, marker="o", capsize=3, label=method, color=colours[method],
                         linestyle="--" if method == "scratch" else "-")
+        if all(s[metric] > 0 for s in cells):                           # a failing method does not flatten the rest
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))           # labels at 0.1, 0.2, 0.5, 1, ...
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g")); ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_xscale("log"); ax.set_xlabel("shots"); ax.set_ylabel(f"judge {metric.upper()}")
         ax.set_title(target); ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="--" if m == "scratch" else "-")
+               for m in methods]
+    fig.legend(handles, methods, fontsize=8, loc="upper left", bbox_to_anchor=(1, 0.95))
     fig.tight_layout()
     return fig
 
