@@ -78,7 +78,12 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     if bad:
         raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
     results = out / "results.csv"
-    done = {_cell_key(r) for r in read_results(results)}
+    earlier = read_results(results)
+    budgets = {r["steps"] for r in earlier}
+    if budgets - {steps}:
+        raise ValueError(f"{results} holds runs of {sorted(budgets)} steps and this grid asks for {steps}; its "
+                         "tables would mix step budgets. Use another `out` folder for this budget.")
+    done = {_cell_key(r) for r in earlier}
     for name, spec in targets.items():
         data = load_dataset(spec["data"]) if isinstance(spec["data"], str) else spec["data"]
         for k in shots:
