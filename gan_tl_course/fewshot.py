@@ -94,12 +94,14 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
                 train, held_out = few_shot(data, k, seed=seed)
                 reference = prepare_reference(held_out, n=min(n_eval, len(held_out) // 2), seed=seed)
                 for method in todo:
+                    t0 = time.perf_counter()
                     row = run_cell(spec["source"], train, reference, method, augment, steps, seed,
                                    out / "samples" / f"{name}_k{k}_{method}_s{seed}.png", progress)
                     row.update(target=name, shots=k)
                     _append_result(results, row)
                     log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
-                        f"recall {row['recall']:.3f} ({row['train_seconds']:.0f} s)")
+                        f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
+                        f"whole cell {time.perf_counter() - t0:.0f} s)")
     rows = read_results(results)
     write_reports(rows, out)
     return rows
@@ -146,23 +148,35 @@ def _method_rank(method: str) -> int:
     "Position of `method` in the registry, so tables and plots list methods in one order (scratch first)."
     return list(METHODS).index(method) if method in METHODS else len(METHODS)
 
-def paired_differences(rows: list[dict], method: str, baseline: str = "scratch", metric: str = "kid") -> list[dict]:
-    """`method` minus `baseline` in `metric`, seed by seed, per (target, shots, augment) where both ran.
+def paired_differences(rows: list[dict], method: str, baseline: str = "scratch", metric: str = "kid",
+                       column: str = "method") -> list[dict]:
+    """`method` minus `baseline` in `metric`, seed by seed, per (target, shots) and value of the other column,
+    where both ran. `column` is what is compared: "method" (two methods with the same augmentation) or
+    "augment" (then `method` and `baseline` are two augmentations, compared for the same method).
     A seed fixes the training shots and the reference, so the paired difference removes their share of the
     spread; `wins` counts the seeds on which `method` is better (lower KID/FID, higher precision/recall)."""
+    if column not in ("method", "augment"):
+        raise ValueError(f"column must be 'method' or 'augment', not {column!r}")
+    other = "augment" if column == "method" else "method"
     sign = 1 if METRIC_INFO[metric][1] == "higher" else -1
-    by_cell = {(r["target"], r["shots"], r["augment"], r["method"], r["seed"]): r[metric] for r in rows}
+    by_cell = {(r["target"], r["shots"], r[other], r[column], r["seed"]): r[metric] for r in rows}
     out = []
-    for target, k, augment in sorted({key[:3] for key in by_cell if key[3] == method}):
-        diffs = [value - by_cell[(target, k, augment, baseline, seed)]
-                 for (t, kk, a, m, seed), value in sorted(by_cell.items())
-                 if (t, kk, a, m) == (target, k, augment, method) and (target, k, augment, baseline, seed) in by_cell]
+    for target, k, fixed in sorted({key[:3] for key in by_cell if key[3] == method}):
+        diffs = [value - by_cell[(target, k, fixed, baseline, seed)]
+                 for (t, kk, f, c, seed), value in sorted(by_cell.items())
+                 if (t, kk, f, c) == (target, k, fixed, method) and (target, k, fixed, baseline, seed) in by_cell]
         if diffs:
             d = np.array(diffs)
-            out.append(dict(target=target, shots=k, augment=augment, method=method, baseline=baseline, metric=metric,
-                            seeds=len(d), mean=float(d.mean()), std=float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-                            wins=int(np.sum(sign * d > 0))))
+            out.append({"target": target, "shots": k, other: fixed, column: method, "baseline": baseline,
+                        "metric": metric, "seeds": len(d), "mean": float(d.mean()),
+                        "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "wins": int(np.sum(sign * d > 0))})
     return out
+
+def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
+    "(method, augment) -> row label, in the registry's order; the augmentation is named only when several ran."
+    runs = sorted({(s["method"], s["augment"]) for s in summary}, key=lambda r: (_method_rank(r[0]), r[1]))
+    several = len({a for _, a in runs}) > 1
+    return {(m, a): f"{m} ({a})" if several else m for m, a in runs}
 
 def results_markdown(summary: list[dict], metric: str = "kid") -> str:
     "A markdown table per target: methods by shots, `metric` as mean ± std over seeds, the best per column in bold."
@@ -172,20 +186,19 @@ def results_markdown(summary: list[dict], metric: str = "kid") -> str:
     for target in dict.fromkeys(s["target"] for s in summary):
         cells = [s for s in summary if s["target"] == target]
         shots = sorted({s["shots"] for s in cells})
-        methods = list(dict.fromkeys(s["method"] for s in cells))
         best = {k: pick(s[metric] for s in cells if s["shots"] == k) for k in shots}
         lines += [f"**{target}** — {'judge ' if metric in ('fid', 'kid') else ''}{label} ({better} is better), "
                   "mean ± std over seeds\n",
                   "| method | " + " | ".join(f"{k} shots" for k in shots) + " |",
                   "|---|" + "---:|" * len(shots)]
-        for method in methods:
+        for run, name in _run_labels(cells).items():
             row = []
             for k in shots:
-                s = next((s for s in cells if s["shots"] == k and s["method"] == method), None)
+                s = next((s for s in cells if s["shots"] == k and (s["method"], s["augment"]) == run), None)
                 text = ("–" if s is None else f"{s[metric]:.4f}" if s["seeds"] == 1
                         else f"{s[metric]:.4f} ± {s[metric + '_std']:.4f}")
                 row.append(f"**{text}**" if s is not None and s[metric] == best[k] else text)
-            lines.append(f"| {method} | " + " | ".join(row) + " |")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -194,27 +207,27 @@ def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, LogLocator
     targets = list(dict.fromkeys(s["target"] for s in summary))
-    methods = sorted({s["method"] for s in summary}, key=_method_rank)
-    colours = dict(zip(methods, plt.get_cmap("tab10").colors))           # one colour per method in every panel
+    labels = _run_labels(summary)
+    colours = dict(zip(labels, plt.get_cmap("tab10").colors))            # one colour per run in every panel
     fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets):
         cells = [s for s in summary if s["target"] == target]
-        for method in methods:
-            pts = sorted((s["shots"], s[metric], s[f"{metric}_std"]) for s in cells if s["method"] == method)
+        for run, name in labels.items():
+            pts = sorted((s["shots"], s[metric], s[f"{metric}_std"]) for s in cells if (s["method"], s["augment"]) == run)
             if not pts:
                 continue
             k, y, e = map(np.array, zip(*pts))
-            ax.errorbar(k, y, yerr=e, marker="o", capsize=3, label=method, color=colours[method],
-                        linestyle="--" if method == "scratch" else "-")
+            ax.errorbar(k, y, yerr=e, marker="o", capsize=3, label=name, color=colours[run],
+                        linestyle="--" if run[0] == "scratch" else "-")
         if all(s[metric] > 0 for s in cells):                           # a failing method does not flatten the rest
             ax.set_yscale("log")
             ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))           # labels at 0.1, 0.2, 0.5, 1, ...
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g")); ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_xscale("log"); ax.set_xlabel("shots"); ax.set_ylabel(f"judge {metric.upper()}")
         ax.set_title(target); ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="--" if m == "scratch" else "-")
-               for m in methods]
-    fig.legend(handles, methods, fontsize=8, loc="upper left", bbox_to_anchor=(1, 0.95))
+    handles = [plt.Line2D([], [], color=colours[run], marker="o", linestyle="--" if run[0] == "scratch" else "-")
+               for run in labels]
+    fig.legend(handles, list(labels.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1, 0.95))
     fig.tight_layout()
     return fig
 
