@@ -19,8 +19,8 @@ from .evaluate import METRIC_INFO, Reference, evaluate, prepare_reference
 from .transfer import METHODS, fine_tune
 
 # %% auto #0
-__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'run_cell', 'summarize',
-           'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports']
+__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
+           'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -96,7 +96,7 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
                 for method in todo:
                     t0 = time.perf_counter()
                     row = run_cell(spec["source"], train, reference, method, augment, steps, seed,
-                                   out / "samples" / f"{name}_k{k}_{method}_s{seed}.png", progress)
+                                   out / "samples" / samples_name(name, k, method, augment, seed), progress)
                     row.update(target=name, shots=k)
                     _append_result(results, row)
                     log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
@@ -105,6 +105,11 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     rows = read_results(results)
     write_reports(rows, out)
     return rows
+
+def samples_name(target: str, shots: int, method: str, augment: str, seed: int) -> str:
+    "File name of a cell's sample grid: `near_k10_freeze_d_s0.png`, with `+augment` after the method unless DiffAugment."
+    run = method if augment == "diffaugment" else f"{method}+{augment or 'none'}"
+    return f"{target}_k{shots}_{run}_s{seed}.png"
 
 def run_cell(source, train: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
              samples_png: Path | None = None, progress: bool = False) -> dict:
