@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The full few-shot grid (2 targets x 3 shot counts x 9 methods x 3 seeds, 1000 steps each) on one lent GPU:
 #   source .gpu/env.sh && bash bench/gpu_transfer.sh "$OUT"
-# Six `gan-tl transfer-bench` workers, one per (target, seed), each walking its cells one after another (shots in
-# increasing order, so a cut-off loses the 1000-shot cells first). Each worker starts its methods at a different
-# place in the list, so that the workers compile different training steps at first.
+# Six `gan-tl transfer-bench` workers share the GPU. Each holds all earlier rows and takes every sixth of the
+# cells still to do (`--shard I 6`), so the remaining work is split evenly, and the workers start on different
+# methods. The cells go in the grid's order (shots increasing), so a cut-off loses the 1000-shot cells first.
 # All workers share one persistent XLA compilation cache: a cell's training step has the same program for every
 # seed and both targets (it depends on the method and the shot count only), so it is compiled once per
 # (method, shots) and loaded from the cache afterwards. On the 2-core CPU here (JAX backend) a second process
 # lowered a cached 50-step cell in about 3 s instead of compiling it again.
 # Each run starts from the rows of PREVIOUS (default bench/transfer_gpu/results.csv; commit the merged results
-# after each session) and `transfer-bench` skips the cells they hold.
-# (A first version ran 18 workers at once without the cache, one per target and method: sharing the GPU and 16
-# host cores, each needed over 300 s for its first cell. See bench/transfer_gpu/README.md.)
+# after each session); `transfer-bench` skips the cells they hold. To continue on the same warm machine, pass
+# PREVIOUS=/tmp/transfer_workers/merged/results.csv: the merge leaves a copy there, with its samples archive.
+# History (bench/transfer_gpu/README.md): 18 workers without the cache, one per target and method, needed over
+# 300 s for a first cell each; six workers, one per (target, seed), ran 112 cells in 761 s but finished their
+# shares at different times.
 # The rows are merged into one results folder at the end (results.csv/json/md, kid_vs_shots.png), with the
 # samples and logs as archives, so that at most 8 files come back from the machine.
 # QUICK=1 runs a tiny grid, to check the script on a CPU.
@@ -19,58 +21,53 @@ set -uo pipefail
 out=${1:-bench/transfer_gpu}
 work=${WORK:-/tmp/transfer_workers}
 mkdir -p "$out" "$work"
-export XLA_PYTHON_CLIENT_MEM_FRACTION=0.14   # six processes share the GPU
+rm -rf "$work"/w* "$work/previous"           # a warm machine keeps xla_cache/ and merged/ from an earlier call
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$work/xla_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-methods=(scratch finetune freeze_d freeze_g scale_shift l2sp ewc minegan cdc)
-seeds=(0 1 2)
+workers=${WORKERS:-6}
 previous=${PREVIOUS:-bench/transfer_gpu/results.csv}
 if [ "${QUICK:-0}" = 1 ]; then
-  grid="--shots 10 --steps 20 --n 100"; methods=(scratch freeze_d); seeds=(0); previous=${PREVIOUS:-none}
-else grid="--shots 10 100 1000 --steps 1000 --n 2000"; fi
+  grid="--shots 10 --steps 20 --n 100 --seeds 0 --methods scratch freeze_d"; workers=2; previous=${PREVIOUS:-none}
+else grid="--shots 10 100 1000 --steps 1000 --n 2000 --seeds 0 1 2"; fi
+export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python -c "print(round(0.84 / $workers, 3))")   # the workers share the GPU
 limit=${WORKER_SECONDS:-540}
-# continue an earlier grid: its rows (default: the committed bench/transfer_gpu/results.csv) go to the workers'
-# folders first, and transfer-bench skips those cells
-python - "$previous" "$work" <<'PY'
+# continue an earlier grid: its rows (default: the committed bench/transfer_gpu/results.csv) go into every worker's
+# folder, so that all workers see the same cells still to do, and its sample grids into work/previous
+python - "$previous" "$work" "$workers" <<'PY'
 import sys
 from pathlib import Path
 from gan_tl_course.fewshot import _append_result, read_results
-previous, work = Path(sys.argv[1]), Path(sys.argv[2])
-for row in read_results(previous):
-    folder = work / f'{row["target"]}_s{row["seed"]}'
-    folder.mkdir(parents=True, exist_ok=True)
-    _append_result(folder / "results.csv", row)
+previous, work, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+for w in range(workers):
+    (work / f"w{w}").mkdir(parents=True, exist_ok=True)
+    for row in read_results(previous):
+        _append_result(work / f"w{w}" / "results.csv", row)
 archive = previous.parent / "samples.tar.gz"                 # and their sample grids, so the archive stays whole
 if archive.is_file():
     import tarfile
+    (work / "previous" / "samples").mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
-            name = Path(member.name).name                    # {target}_k{shots}_{method}_s{seed}.png
-            folder = work / f'{name.split("_")[0]}_{Path(name).stem.split("_")[-1]}' / "samples"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(tar.extractfile(member).read())
+            (work / "previous" / "samples" / Path(member.name).name).write_bytes(tar.extractfile(member).read())
 print(f"continuing from {len(read_results(previous))} earlier rows of {previous}")
 PY
 t0=$SECONDS
-worker=0
-for seed in "${seeds[@]}"; do
-  for target in near far; do
-    shift_by=$(( (worker * ${#methods[@]}) / 6 ))             # stagger the method order across the workers
-    order=("${methods[@]:shift_by}" "${methods[@]:0:shift_by}")
-    timeout "$limit" python -c "import sys; from gan_tl_course.cli import main; sys.exit(main())" transfer-bench \
-      --out "$work/${target}_s$seed" --targets $target --seeds $seed --methods "${order[@]}" $grid \
-      > "$work/${target}_s$seed.log" 2>&1 &
-    worker=$((worker + 1))
-  done
+for ((w = 0; w < workers; w++)); do
+  timeout "$limit" python -c "import sys; from gan_tl_course.cli import main; sys.exit(main())" transfer-bench \
+    --out "$work/w$w" --targets near far $grid --shard $w $workers > "$work/w$w.log" 2>&1 &
 done
 wait
 echo "workers done in $((SECONDS - t0)) s"
 python - "$work" "$out" <<'PY'
 import sys, tarfile
 from pathlib import Path
-from gan_tl_course.fewshot import _append_result, read_results, write_reports
+from gan_tl_course.fewshot import _append_result, _cell_key, read_results, write_reports
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
-rows = [row for folder in sorted(p for p in work.iterdir() if p.is_dir() and p.name != "xla_cache") for row in read_results(folder / "results.csv")]
-for row in rows:
+rows = {}                                                    # every worker holds the earlier rows: keep one of each
+for folder in sorted(p for p in work.glob("w*") if p.is_dir()):
+    for row in read_results(folder / "results.csv"):
+        rows.setdefault(_cell_key(row), row)
+(out / "results.csv").unlink(missing_ok=True)                # the rows include the earlier ones
+for row in rows.values():
     _append_result(out / "results.csv", row)
 write_reports(read_results(out / "results.csv"), out)
 with tarfile.open(out / "samples.tar.gz", "w:gz") as tar:
@@ -79,6 +76,10 @@ with tarfile.open(out / "samples.tar.gz", "w:gz") as tar:
 with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
     for log in sorted(work.glob("*.log")):
         tar.add(log, arcname=f"logs/{log.name}")
+merged = work / "merged"                                     # for PREVIOUS= on a warm machine
+merged.mkdir(exist_ok=True)
+for name in ("results.csv", "samples.tar.gz"):
+    (merged / name).write_bytes((out / name).read_bytes())
 print(f"{len(rows)} rows")
 PY
 cat "$out/results.md" 2>/dev/null

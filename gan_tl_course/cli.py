@@ -217,6 +217,8 @@ def _add_transfer_bench(sub) -> None:
     p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
     p.add_argument("--augment", default="diffaugment", help="'diffaugment', 'ada', a DiffAugment policy or ''")
     p.add_argument("--n", type=int, default=2000, help="images per evaluation set")
+    p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
+                   help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)
 
 def transfer_bench_command(args: argparse.Namespace) -> int:
@@ -226,7 +228,7 @@ def transfer_bench_command(args: argparse.Namespace) -> int:
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = transfer_benchmark(out, args.targets, args.shots, args.methods, args.seeds, args.steps, args.augment,
-                              args.n)
+                              args.n, shard=tuple(args.shard))
     log = out / "benchmark.json"
     runs = json.loads(log.read_text())["runs"] if log.is_file() else []
     runs.append(dict(command=args.command_line, runtime=runtime_info(), seconds=round(time.perf_counter() - t0, 1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from itertools import groupby
 from pathlib import Path
 from typing import Sequence
 
@@ -70,8 +71,14 @@ def _resolve_targets(targets: Sequence[str] | dict) -> dict[str, dict]:
 def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
                        shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
                        seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = "diffaugment",
-                       n_eval: int = 2000, progress: bool = False, log=print) -> list[dict]:
-    "Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`."
+                       n_eval: int = 2000, progress: bool = False, shard: tuple[int, int] = (0, 1),
+                       log=print) -> list[dict]:
+    """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
+    `shard=(i, n)` runs every n-th of the cells still to do, from the i-th: n processes (i = 0 .. n-1, each with
+    its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {shard}: the index must be in 0 .. {count - 1} (shard=(i, n) with 0 <= i < n)")
     out = Path(out); (out / "samples").mkdir(parents=True, exist_ok=True)
     targets = _resolve_targets(targets)
     bad = [m for m in methods if m not in METHODS]
@@ -84,24 +91,24 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
         raise ValueError(f"{results} holds runs of {sorted(budgets)} steps and this grid asks for {steps}; its "
                          "tables would mix step budgets. Use another `out` folder for this budget.")
     done = {_cell_key(r) for r in earlier}
-    for name, spec in targets.items():
-        data = load_dataset(spec["data"]) if isinstance(spec["data"], str) else spec["data"]
-        for k in shots:
-            for seed in seeds:
-                todo = [m for m in methods if (name, k, m, augment or "none", seed, steps) not in done]
-                if not todo:
-                    continue
-                train, held_out = few_shot(data, k, seed=seed)
-                reference = prepare_reference(held_out, n=min(n_eval, len(held_out) // 2), seed=seed)
-                for method in todo:
-                    t0 = time.perf_counter()
-                    row = run_cell(spec["source"], train, reference, method, augment, steps, seed,
-                                   out / "samples" / samples_name(name, k, method, augment, seed), progress)
-                    row.update(target=name, shots=k)
-                    _append_result(results, row)
-                    log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
-                        f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
-                        f"whole cell {time.perf_counter() - t0:.0f} s)")
+    todo = [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
+            if (name, k, method, augment or "none", seed, steps) not in done][index::count]
+    data = {}
+    for (name, k, seed), cells in groupby(todo, key=lambda cell: cell[:3]):
+        spec = targets[name]
+        if name not in data:
+            data[name] = load_dataset(spec["data"]) if isinstance(spec["data"], str) else spec["data"]
+        train, held_out = few_shot(data[name], k, seed=seed)
+        reference = prepare_reference(held_out, n=min(n_eval, len(held_out) // 2), seed=seed)
+        for *_, method in cells:
+            t0 = time.perf_counter()
+            row = run_cell(spec["source"], train, reference, method, augment, steps, seed,
+                           out / "samples" / samples_name(name, k, method, augment, seed), progress)
+            row.update(target=name, shots=k)
+            _append_result(results, row)
+            log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
+                f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
+                f"whole cell {time.perf_counter() - t0:.0f} s)")
     rows = read_results(results)
     write_reports(rows, out)
     return rows
