@@ -172,16 +172,17 @@ def paired_differences(rows: list[dict], method: str, baseline: str = "scratch",
     other = "augment" if column == "method" else "method"
     sign = 1 if METRIC_INFO[metric][1] == "higher" else -1
     by_cell = {(r["target"], r["shots"], r[other], r[column], r["seed"]): r[metric] for r in rows}
+    diffs: dict[tuple, list[float]] = {}
+    for (target, k, fixed, compared, seed), value in sorted(by_cell.items()):
+        base = by_cell.get((target, k, fixed, baseline, seed))
+        if compared == method and base is not None:
+            diffs.setdefault((target, k, fixed), []).append(value - base)
     out = []
-    for target, k, fixed in sorted({key[:3] for key in by_cell if key[3] == method}):
-        diffs = [value - by_cell[(target, k, fixed, baseline, seed)]
-                 for (t, kk, f, c, seed), value in sorted(by_cell.items())
-                 if (t, kk, f, c) == (target, k, fixed, method) and (target, k, fixed, baseline, seed) in by_cell]
-        if diffs:
-            d = np.array(diffs)
-            out.append({"target": target, "shots": k, other: fixed, column: method, "baseline": baseline,
-                        "metric": metric, "seeds": len(d), "mean": float(d.mean()),
-                        "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "wins": int(np.sum(sign * d > 0))})
+    for (target, k, fixed), d in diffs.items():
+        d = np.array(d)
+        out.append({"target": target, "shots": k, other: fixed, column: method, "baseline": baseline,
+                    "metric": metric, "seeds": len(d), "mean": float(d.mean()),
+                    "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "wins": int(np.sum(sign * d > 0))})
     return out
 
 def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
