@@ -370,7 +370,7 @@ def _html_page(title: str, parts: list[str]) -> str:
             + "\n".join(parts) + "</body></html>")
 
 def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: int = 100, steps: int = 400,
-             method: str = "freeze_d", augment: str = "diffaugment", n_eval: int = 2000, seed: int = 0,
+             method: str = "finetune", augment: str = "diffaugment", n_eval: int = 2000, seed: int = 0,
              progress: bool = True) -> dict:
     "Fine-tune the shipped source on `shots` MNIST digits and train scratch with the same budget; write a report."
     import time
@@ -390,16 +390,15 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
         seconds = time.perf_counter() - t0
         report = evaluate(trainer.ema_generator, reference, train=train)
         report.generator = name
-        tag = how
-        trainer.ema_generator.save(out / f"{tag}_generator.keras")
+        trainer.ema_generator.save(out / f"{how}_generator.keras")
         z = np.random.default_rng(seed).standard_normal((64, trainer.latent_dim)).astype("float32")
-        save_png(image_grid(trainer.generate(z), ncols=16), out / f"{tag}_samples.png")
-        plot_history(trainer.history, title=name).savefig(out / f"{tag}_loss.png", dpi=80)
-        runs[tag] = dict(report=report.to_dict(), train_seconds=seconds)
-        html += [f"<h2>{name}</h2><p>{steps} steps in {seconds:.0f} s</p><img src='{tag}_samples.png' width='100%'>",
-                 report._repr_html_(), f"<img src='{tag}_loss.png'>"]
-        md += [f"## {name}\n\n{steps} steps in {seconds:.0f} s\n\n![{name}]({tag}_samples.png)\n",
-               report.to_markdown() + "\n", f"![loss]({tag}_loss.png)\n"]
+        save_png(image_grid(trainer.generate(z), ncols=16), out / f"{how}_samples.png")
+        plot_history(trainer.history, title=name).savefig(out / f"{how}_loss.png", dpi=80)
+        runs[how] = dict(report=report.to_dict(), train_seconds=seconds)
+        html += [f"<h2>{name}</h2><p>{steps} steps in {seconds:.0f} s</p><img src='{how}_samples.png' width='100%'>",
+                 report._repr_html_(), f"<img src='{how}_loss.png'>"]
+        md += [f"## {name}\n\n{steps} steps in {seconds:.0f} s\n\n![{name}]({how}_samples.png)\n",
+               report.to_markdown() + "\n", f"![loss]({how}_loss.png)\n"]
     html.insert(0, f"<p>The {shots} training digits:</p><img src='shots.png'>")
     md.insert(1, f"The {shots} training digits:\n\n![shots](shots.png)\n")
     (out / "report.html").write_text(_html_page(f"Transfer vs scratch on {shots} MNIST digits", html))
