@@ -135,7 +135,9 @@ def _add_finetune(sub) -> None:
     p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g)")
     p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
     p.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
-    p.add_argument("--augment", default="diffaugment", help="'diffaugment', 'ada', a DiffAugment policy, or '' for none")
+    p.add_argument("--augment", default="diffaugment",
+                   help="'diffaugment', 'ada', a DiffAugment policy, or '' for none (lesson 9: DiffAugment keeps "
+                        "10 images from being copied; from 100 images on, '' scored better within 1,000 steps)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
     p.add_argument("--out", required=True, help="run folder")
