@@ -77,6 +77,17 @@ def _accept_dialogs(page, seconds: float) -> None:
         time.sleep(0.5)
 
 
+def _wait_until_cells_ran(page, seconds: float = 900) -> None:
+    """Wait until no cell is queued or running (prompt `[*]`): until then the kernel is busy with the notebook's
+    later cells and answers a slider only after them, which on a loaded machine can take minutes."""
+    busy = page.locator(".jp-InputPrompt", has_text="[*]")
+    deadline = time.time() + seconds
+    while busy.count():
+        if time.time() > deadline:
+            raise TimeoutError(f"{busy.count()} cells were still queued or running after {seconds:.0f} s")
+        time.sleep(1)
+
+
 def _drag_first_slider(page, screenshot: Path) -> tuple[str, str]:
     "Wait for the latent explorer, drag its first slider to the right; returns the picture's src before and after."
     explorer = page.locator(".jupyter-widgets.widget-vbox").filter(has=page.locator(".widget-slider")).first
@@ -116,6 +127,7 @@ def test_slider_changes_picture_in_jupyterlab(tmp_path):
         page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         _accept_dialogs(page, seconds=10)
+        _wait_until_cells_ran(page)
         before, after = _drag_first_slider(page, ARTIFACTS / "widgets_lab.png")
     assert before and after and after != before, "dragging the slider did not change the widget's picture"
 
