@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The full few-shot grid (2 targets x 3 shot counts x 9 methods x 3 seeds, 1000 steps each) on one lent GPU:
 #   source .gpu/env.sh && bash bench/gpu_transfer.sh "$OUT"
+# carrying .gpu/env.sh, .gpu/whl and .gpu/data/fashion-mnist (the grid needs no emoji; the working tree with all of
+# .gpu/ is over the 64 MiB a device call carries).
 # Six `gan-tl transfer-bench` workers share the GPU. Each holds all earlier rows and takes every sixth of the
 # cells still to do (`--shard I 6`), so the remaining work is split evenly, and the workers start on different
 # methods. The cells go in the grid's order (shots increasing), so a cut-off loses the 1000-shot cells first.
