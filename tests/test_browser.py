@@ -100,15 +100,18 @@ def _drag_first_slider(page, screenshot: Path) -> tuple[str, str]:
     image.wait_for(timeout=60_000)
     before = image.get_attribute("src")
     handle = explorer.locator(".widget-slider .noUi-handle").first
-    handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.up()
-    deadline = time.time() + 60
-    while image.get_attribute("src") == before and time.time() < deadline:
-        time.sleep(0.25)
+    for _ in range(3):          # a drag that lands while the page is still laying out outputs moves nothing: retry
+        handle.scroll_into_view_if_needed()
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        deadline = time.time() + 30
+        while image.get_attribute("src") == before and time.time() < deadline:
+            time.sleep(0.25)
+        if image.get_attribute("src") != before:
+            break
     explorer.screenshot(path=str(screenshot))
     return before, image.get_attribute("src")
 
