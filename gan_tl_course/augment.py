@@ -8,6 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .core import BadValue
+
 # %% auto #0
 __all__ = ['POLICY', 'rand_brightness', 'rand_saturation', 'rand_contrast', 'translate', 'rand_translation', 'cutout',
            'rand_cutout', 'parse_policy', 'diff_augment']
@@ -97,7 +99,8 @@ def parse_policy(policy) -> list[str]:
     names = [n for n in names if n]
     bad = [n for n in names if n not in _FAMILIES]
     if bad:
-        raise ValueError(f"unknown DiffAugment policy {bad}; valid names: {', '.join(_FAMILIES)}")
+        raise BadValue("augment", f"a DiffAugment policy: names from {', '.join(_FAMILIES)}, comma-separated, "
+                       "or '' for none", policy, f"{', '.join(map(repr, bad))} is not one of them")
     return names
 
 def diff_augment(x, policy: str = POLICY, seed=None, p=1.0):

@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 # %% auto #0
-__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'has_accelerator', 'set_seed', 'to_unit', 'to_uint8', 'image_grid',
-           'save_png', 'show_images', 'sha256_file', 'cache_dir']
+__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'has_accelerator', 'set_seed', 'BadValue', 'check_number', 'to_unit',
+           'to_uint8', 'image_grid', 'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'cache_dir',
+           'check_output_dir', 'check_output_file']
 
 # %% ../nbs/00_core.ipynb #6f6d7a1c
 def in_test_mode() -> bool:
@@ -54,6 +57,34 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
+
+# %% ../nbs/00_core.ipynb #c092050e
+class BadValue(ValueError):
+    "A value that cannot work, refused where it enters: the message names it, what it must be and what came."
+
+    def __init__(self, name: str, must: str, value, hint: str = ""):
+        self.name, self.must, self.value, self.hint = name, must, value, hint
+        super().__init__(self.named(name))
+
+    def named(self, name: str) -> str:
+        "The message with the value called `name` (e.g. the command-line option `--lr` for `lr_g`)."
+        return f"{name} must be {self.must}, got {self.value!r}" + (f"; {self.hint}" if self.hint else "")
+
+# %% ../nbs/00_core.ipynb #e6ac13fe
+def check_number(name: str, value, low=None, high=None, *, integer: bool = False, above: bool = False,
+                 below: bool = False, hint: str = ""):
+    "`value` if it is a finite number (an integer if `integer`) in `[low, high]` (`above`/`below`: strictly); else `BadValue`."
+    bounds = [f"{'>' if above else '>='} {low}" if low is not None else None,
+              f"{'<' if below else '<='} {high}" if high is not None else None]
+    must = ("an integer " if integer else "a number ") + " and ".join(b for b in bounds if b)
+    numeric = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+        raise BadValue(name, must.strip(), value, hint)
+    too_low = low is not None and (value <= low if above else value < low)
+    too_high = high is not None and (value >= high if below else value > high)
+    if too_low or too_high:
+        raise BadValue(name, must.strip(), value, hint)
+    return value
 
 # %% ../nbs/00_core.ipynb #9b528cfe
 def to_unit(images) -> np.ndarray:
@@ -110,9 +141,55 @@ def sha256_file(path: str | Path) -> str:
             h.update(chunk)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #e7b05a1d
+def sha256_arrays(arrays) -> str:
+    "Hex SHA-256 digest of a sequence of arrays: their dtypes, shapes and bytes, in order."
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
 # %% ../nbs/00_core.ipynb #1eefe765
 def cache_dir() -> Path:
     "The folder for cached data (rendered emoji, downloads): `$GAN_TL_CACHE` or `~/.cache/gan_tl_course`."
     path = Path(os.environ.get("GAN_TL_CACHE", Path.home() / ".cache" / "gan_tl_course"))
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+# %% ../nbs/00_core.ipynb #318fbf8d
+def _nearest_existing(path: Path) -> Path:
+    "`path` or its closest ancestor that exists."
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+def _check_writable_under(path: Path, name: str, must: str) -> None:
+    "BadValue unless a folder can be made under `path`'s closest existing ancestor (tried, then removed)."
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise BadValue(name, must, str(path), f"{base} is a file, so nothing can be made under it")
+    try:
+        tempfile.TemporaryDirectory(dir=base, prefix=".gan-tl-probe-").cleanup()
+    except OSError as e:
+        raise BadValue(name, must, str(path), f"this process cannot write in {base} ({e.strerror})") from None
+
+def check_output_dir(path: str | Path, name: str = "out") -> Path:
+    "`path` as a folder that can be created or written in; `BadValue` (naming `name`) before anything is written."
+    path, must = Path(path).expanduser(), "a folder that can be written"
+    if path.exists() and not path.is_dir():
+        raise BadValue(name, must, str(path), "it is a file")
+    _check_writable_under(path, name, must)
+    return path
+
+def check_output_file(path: str | Path, name: str = "out", suffix: str | None = None) -> Path:
+    "`path` as a file (ending in `suffix`) that can be written; `BadValue` (naming `name`) before anything is written."
+    path = Path(path).expanduser()
+    must = f"a {suffix} file that can be written" if suffix else "a file that can be written"
+    if path.is_dir():
+        raise BadValue(name, must, str(path), f"it is a folder; name a file in it, e.g. {path / ('out' + (suffix or ''))}")
+    if suffix and path.suffix.lower() != suffix:
+        raise BadValue(name, must, str(path), f"name it with {suffix} at the end")
+    _check_writable_under(path.parent, name, must)
     return path

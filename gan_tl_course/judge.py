@@ -23,9 +23,9 @@ from .models import call_inputs
 
 # %% auto #0
 __all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOORS', 'INCEPTION_FILES', 'judge_data',
-           'build_judge', 'FeatureNet', 'feature_model', 'per_class_accuracy', 'read_manifest', 'update_manifest',
-           'train_judge', 'load_judge', 'judge_accuracy_report', 'check_judge_floors', 'load_inception', 'feature_net',
-           'feature_net_for']
+           'build_judge', 'FeatureNet', 'feature_model', 'per_class_accuracy', 'read_manifest', 'asset_path',
+           'update_manifest', 'train_judge', 'load_judge', 'judge_accuracy_report', 'check_judge_floors',
+           'load_inception', 'feature_net', 'feature_net_for']
 
 # %% ../nbs/06a_judge.ipynb #1fbe3daa
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
@@ -179,6 +179,15 @@ def read_manifest(folder: str | Path = ASSETS) -> dict:
     path = Path(folder) / "MANIFEST.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
+def asset_path(folder: str | Path, file: str) -> Path:
+    "The path of asset `file` named by a `MANIFEST.json` in `folder`; refused unless it stays inside `folder`."
+    folder = Path(folder).resolve()
+    path = (folder / file).resolve()
+    if Path(file).is_absolute() or not path.is_relative_to(folder) or path == folder:
+        raise ValueError(f"{folder / 'MANIFEST.json'} names the file {file!r}, which lies outside {folder}; "
+                         "a manifest may only name files in its own folder: reinstall gan_tl_course")
+    return path
+
 def update_manifest(folder: str | Path, key: str, entry: dict) -> None:
     "Set `MANIFEST.json[key] = entry` in `folder`, replacing the file atomically (judges and pretrained sources)."
     folder = Path(folder)
@@ -235,7 +244,7 @@ def load_judge(name: str = "gray28", folder: str | Path = ASSETS) -> FeatureNet:
                                 f"(it has: {', '.join(manifest) or 'none'}); build it with "
                                 f"`gan-tl judge --name {name}`")
     entry = manifest[name]
-    path = Path(folder) / entry["file"]
+    path = asset_path(folder, entry["file"])
     return _load_judge_file(str(path), entry["sha256"], name, tuple(entry["image_shape"]),
                             tuple(entry["classes"]), entry["command"], entry["feature_scale"])
 

@@ -11,6 +11,8 @@ from typing import Callable
 import keras
 from keras import ops
 
+from .core import BadValue
+
 # %% auto #0
 __all__ = ['LOSSES', 'GANLoss', 'get_loss', 'r1_penalty', 'gradient_penalty', 'interpolate']
 
@@ -49,7 +51,7 @@ LOSSES: dict[str, GANLoss] = {
 def get_loss(name: str) -> GANLoss:
     "The `GANLoss` called `name` (one of `LOSSES`)."
     if name not in LOSSES:
-        raise ValueError(f"unknown GAN loss {name!r}; valid names: {', '.join(LOSSES)}")
+        raise BadValue("loss", f"one of {', '.join(LOSSES)}", name)
     return LOSSES[name]
 
 # %% ../nbs/03_losses.ipynb #0d2a1cd9

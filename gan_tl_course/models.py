@@ -5,12 +5,16 @@
 # %% ../nbs/02_models.ipynb #9aae536c
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
+from .core import check_number
+
 # %% auto #0
 __all__ = ['PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers', 'call_inputs',
-           'check_same_architecture']
+           'load_model_file', 'check_same_architecture']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
@@ -38,6 +42,8 @@ def _start_size(height: int, width: int) -> tuple[int, int]:
 def build_generator(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 64,
                     num_classes: int | None = None, name: str = "generator") -> keras.Model:
     "DCGAN generator `z (N, latent_dim)` [+ int labels `(N,)`] -> images `(N, H, W, C)` in [-1, 1], float32."
+    check_number("latent_dim", latent_dim, 1, integer=True)
+    check_number("width", width, 1, integer=True, hint="the channel width multiplier of the model")
     h, w, c = image_shape
     s, n_up = _start_size(h, w)
     z = keras.Input((latent_dim,), name="z")
@@ -66,6 +72,7 @@ def build_generator(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 
 def build_discriminator(image_shape=(28, 28, 1), width: int = 64, num_classes: int | None = None,
                         name: str = "discriminator") -> keras.Model:
     "DCGAN discriminator without BN: images `(N, H, W, C)` [+ int labels `(N,)`] -> float32 logits `(N, 1)`."
+    check_number("width", width, 1, integer=True, hint="the channel width multiplier of the model")
     h, w, c = image_shape
     if h != w:
         raise ValueError(f"square images only; got {h}x{w}")
@@ -118,6 +125,19 @@ def block_layers(model: keras.Model, block: str) -> list:
 def call_inputs(model: keras.Model):
     "The model's inputs as callers pass them: the one tensor of a single-input model, else the list."
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+# %% ../nbs/02_models.ipynb #6d754e33
+def load_model_file(path: str | Path, role: str = "model") -> keras.Model:
+    "Load a `.keras` file (uncompiled); a missing or unloadable file is an error that names it and the `role` it was for."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {role} file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ValueError(f"{path} is not a loadable .keras {role} ({type(e).__name__}: {reason}); the file is "
+                         "damaged or was not written by Keras: write it again, or use another file") from None
 
 # %% ../nbs/02_models.ipynb #1c4aba02
 def check_same_architecture(expected: keras.Model, got: keras.Model) -> None:
