@@ -1,5 +1,6 @@
 # The README's commands. Each one makes its own virtual environment (.venv) and installs what it needs.
 #   make demo       the main job: fine-tune the shipped Fashion-MNIST GAN on 100 digits vs scratch; runs/demo/report.html
+#                   (run again, it moves the earlier runs/demo aside to runs/demo.old-<date>-<time>: nothing is deleted)
 #   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
 #   make test       run every notebook in test mode (nbdev_test), then the pytest suite
 PYTHON ?= python3
@@ -26,10 +27,10 @@ data:
 	@bash .ci/install-data.sh
 
 demo: $(VENV)/.installed data
-	$(BIN)/gan-tl demo --out runs/demo
+	$(BIN)/gan-tl demo --out runs/demo --overwrite
 
 pretrain: $(VENV)/.installed data
-	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --width 32 --steps 2000 --batch 64 --out runs/pretrain
+	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset fashion28 --width 32 --steps 2000 --batch 64 --out runs/pretrain --overwrite
 
 export: $(VENV)/.installed-dev
 	$(BIN)/nbdev_export

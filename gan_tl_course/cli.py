@@ -18,17 +18,27 @@ __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', '
            'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
+def _add_run_folder(p: argparse.ArgumentParser) -> None:
+    "The options of a command that trains into a run folder: --out, --resume, --overwrite, --quiet."
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                   help="continue the run in --out from its latest checkpoint, or from CHECKPOINT (a step, e.g. "
+                        "2000, or a checkpoint folder of the run); its settings are the run's own")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run: the old run is moved to OUT.old-<date>-<time>")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
 def _add_pretrain(sub) -> None:
     p = sub.add_parser("pretrain", help="pretrain a GAN on a source data set",
                        description="Pretrain a GAN on a source data set and write the models under --out.")
     p.add_argument("--dataset", default="fashion_mnist",
                    help="data set name (fashion_mnist, mnist_5k, mnist, digits, emoji), 'name:classes' "
                         "(e.g. fashion_mnist:-Bag for all but bags) or an image folder")
-    p.add_argument("--preset", default="fashion28", help="model preset: fashion28, emoji32 or rgb64")
+    p.add_argument("--preset", default="fashion28", choices=["fashion28", "emoji32", "rgb64"], help="model preset")
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
     p.add_argument("--batch", type=int, default=64, help="batch size")
-    p.add_argument("--loss", default="ns", help="GAN loss: ns, hinge or wgan")
+    p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0 = off)")
     p.add_argument("--augment", default="", help="DiffAugment policy, e.g. color,translation,cutout")
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate of both optimizers")
@@ -37,37 +47,75 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--steps-per-call", type=int, default=10, help="optimisation steps per compiled call")
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     p.add_argument("--download", action="store_true", help="allow downloading the data set when not found")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_folder(p)
     p.set_defaults(func=pretrain_command)
 
 # %% ../nbs/11_cli.ipynb #342b6df9
 class CLIError(Exception):
     "A mistake in the command line or its inputs that the user can fix; printed without a traceback."
 
-_ARCH_KEYS = ("dataset", "preset", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
-              "steps_per_call", "precision")
+_PRETRAIN_KEYS = ("dataset", "preset", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
+                  "steps_per_call", "precision")
+_BOOKKEEPING = ("sample_every", "checkpoint_every")          # recorded; a resume may change them
+_OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch", "n_eval": "--n",
+                 "data_sha256": "the sha256 of the --dataset images"}
+
+def _option(name: str) -> str:
+    "How the command line calls a setting: `steps_per_call` -> `--steps-per-call`, `lr_g` -> `--lr`."
+    return _OPTION_NAMES.get(name, name if name.startswith("--") else "--" + name.replace("_", "-"))
+
+def _resume_checkpoint(out: Path, spec: str) -> Path:
+    "The checkpoint `--resume [CHECKPOINT]` names: the run's latest (verified), a step of the run, or a checkpoint folder."
+    from gan_tl_course.runs import checkpoint_to_resume, find_checkpoint, list_checkpoints
+    if spec == "latest":
+        return checkpoint_to_resume(out)
+    path = out / "checkpoints" / f"step_{int(spec):06d}" if spec.isdigit() else Path(spec)
+    ckpt = find_checkpoint(path)
+    if ckpt is None or ckpt.resolve().parent != (out / "checkpoints").resolve():
+        have = ", ".join(str(c.step) for c in list_checkpoints(out)) or "none"
+        raise CLIError(f"--resume {spec}: {path} is not a checkpoint of the run in {out} (its checkpoints: {have})")
+    return ckpt
+
+def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: tuple = ()) -> Path | None:
+    """Check --out, --steps, --resume and --overwrite before anything is loaded. A resume takes the run's recorded
+    options into `args` (refusing one given with another value) and returns the checkpoint to continue."""
+    from gan_tl_course.core import check_number, check_output_dir
+    from gan_tl_course.runs import check_new_run, resume_options, verify_checkpoint
+    args.out = check_output_dir(args.out, "--out")
+    check_number("--steps", args.steps, 1, integer=True, hint="the total number of optimisation steps")
+    if args.resume is None:
+        check_new_run(args.out, args.overwrite, "--out")
+        return None
+    if args.overwrite:
+        raise CLIError("--resume continues the run in --out and --overwrite moves it aside: choose one")
+    stored = resume_options(args.out, kind, {k: getattr(args, k) for k in keys if k in args.given}, keys, _option)
+    for k in keys + tuple(b for b in bookkeeping if b not in args.given and b in stored):
+        setattr(args, k, stored[k])
+    checkpoint = _resume_checkpoint(args.out, args.resume)
+    reached = verify_checkpoint(checkpoint)["step"]
+    if args.steps < reached:
+        raise CLIError(f"--steps {args.steps} is below step {reached}, which the run reached ({checkpoint}); "
+                       f"--steps is the run's total: pass {reached} or more")
+    return checkpoint
 
 def _load_options(args: argparse.Namespace) -> dict:
     "Keyword arguments for `load_dataset`: an image folder is resized to the preset's shape."
     from gan_tl_course.models import PRESETS
-    if args.preset not in PRESETS:
-        raise CLIError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if Path(args.dataset.split(":")[0]).expanduser().is_dir():
         h, w, c = PRESETS[args.preset]["image_shape"]
         return dict(size=(h, w), channels=c)
     return {"download": True} if args.download else {}
 
 def _write_result(out: Path, step: int, seconds: float, command_line: str) -> None:
-    "Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the runtime."
+    "Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands."
     from gan_tl_course.core import runtime_info
     path = out / "result.json"
-    earlier = json.loads(path.read_text()) if path.exists() else {"seconds": 0.0, "commands": []}
+    earlier = json.loads(path.read_text()) if path.exists() else {"seconds": 0.0, "commands": [], "runtimes": []}
     result = dict(step=step, seconds=round(earlier["seconds"] + seconds, 1), runtime=runtime_info(),
-                  commands=earlier["commands"] + [command_line])
+                  commands=earlier["commands"] + [command_line],
+                  runtimes=earlier.get("runtimes", []) + [runtime_info()])   # one per command: a resume may use another backend
     path.write_text(json.dumps(result, indent=1))
 
 def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
@@ -81,55 +129,62 @@ def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str
     (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
     _write_result(out, trainer.step, seconds, command_line)
 
+def _say_started(trainer, out: Path) -> None:
+    "Say where an earlier run in `out` went, if `--overwrite` moved one aside."
+    if trainer.moved_aside is not None:
+        print(f"moved the earlier run in {out} to {trainer.moved_aside} (nothing was deleted)")
+
 def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
-    from gan_tl_course.core import set_seed
+    from gan_tl_course.core import check_number, set_seed, sha256_arrays
     from gan_tl_course.data import load_dataset
     from gan_tl_course.models import build_gan
-    from gan_tl_course.train import GANTrainer, TrainConfig, find_checkpoint
-    out = Path(args.out)
-    run_file = out / "run.json"
-    if args.resume:
-        if not run_file.exists() or find_checkpoint(out) is None:
-            raise CLIError(f"nothing to resume in {out}: it holds no run with a checkpoint")
-        saved = json.loads(run_file.read_text())
-        for key in _ARCH_KEYS:
-            setattr(args, key, saved[key])
-    elif find_checkpoint(out) is not None:
-        raise CLIError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    from gan_tl_course.runs import resume_options
+    from gan_tl_course.train import GANTrainer, TrainConfig
+    checkpoint = _prepare_run(args, "pretrain", _PRETRAIN_KEYS, _BOOKKEEPING)
+    if args.limit is not None:
+        check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
+    config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
+                         augment=args.augment, steps_per_call=args.steps_per_call, seed=args.seed,
+                         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     keras.config.set_dtype_policy(args.precision)
     data = load_dataset(args.dataset, **_load_options(args))
     if args.limit:
         data = data.take(np.arange(min(args.limit, len(data))))
+    options = {k: getattr(args, k) for k in _PRETRAIN_KEYS + _BOOKKEEPING}
+    options["data_sha256"] = sha256_arrays([data.images])
+    if checkpoint:
+        resume_options(args.out, "pretrain", {"data_sha256": options["data_sha256"]}, label=_option)
     set_seed(args.seed)
     g, d = build_gan(args.preset, width=args.width)
-    config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
-                         augment=args.augment, steps_per_call=args.steps_per_call, seed=args.seed,
-                         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     steps = -(-args.steps // config.steps_per_call) * config.steps_per_call
-    trainer = GANTrainer(g, d, data, config, run_dir=out)
-    if args.resume:
-        print(f"resuming {out} from step {trainer.restore()}")
+    trainer = GANTrainer(g, d, data, config, run_dir=args.out)
+    if checkpoint:
+        print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps({k: getattr(args, k) for k in _ARCH_KEYS}, indent=1))
+        trainer.start_run("pretrain", options, args.overwrite)
+        _say_started(trainer, args.out)
     t0 = time.perf_counter()
     trainer.train(steps, progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    _write_run(trainer, out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
-    print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {out}/generator.keras, "
+    _write_run(trainer, args.out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
+    print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/generator.keras, "
           f"ema_generator.keras, samples.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #dceb3043
+_FINETUNE_KEYS = ("source", "target", "shots", "method", "k", "strength", "mine_steps", "augment", "seed")
+
 def _add_finetune(sub) -> None:
     from gan_tl_course.transfer import METHODS
     p = sub.add_parser("finetune", help="adapt a pretrained GAN to a few target images",
                        description="Fine-tune a pretrained source GAN on a target data set or image folder "
                                    "with a transfer method (chapter 8).")
-    p.add_argument("--source", required=True, help="shipped source (fashion28, fashion28_nobag) or a pretrain run folder")
-    p.add_argument("--target", required=True, help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder")
+    p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, emoji32) or a pretrain run folder "
+                                    "(required for a new run)")
+    p.add_argument("--target", help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
+                                    "(required for a new run)")
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--method", default="finetune", choices=list(METHODS))
     p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g)")
@@ -140,37 +195,36 @@ def _add_finetune(sub) -> None:
                         "10 images from being copied; from 100 images on, '' scored better within 1,000 steps)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_folder(p)
     p.set_defaults(func=finetune_command)
 
 def finetune_command(args: argparse.Namespace) -> int:
     "Run `gan-tl finetune`: draw the shots, adapt the source, write the models and pictures."
     import keras
-    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.core import check_number, image_grid, save_png
     from gan_tl_course.data import few_shot
-    from gan_tl_course.train import find_checkpoint
     from gan_tl_course.transfer import _source_models, fine_tune
-    out = Path(args.out)
-    if args.resume and find_checkpoint(out) is None:
-        raise CLIError(f"nothing to resume in {out}: it holds no run with a checkpoint")
-    if not args.resume and find_checkpoint(out) is not None:
-        raise CLIError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
+    missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
+    if missing:
+        raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
     source = _source_models(args.source)
     target = _load_real(args.target, tuple(int(s) for s in source[0].outputs[0].shape[1:]))
-    shots = few_shot(target, args.shots, seed=args.seed)[0] if args.shots else target
+    if args.shots is not None:
+        check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
+    shots = few_shot(target, args.shots, seed=args.seed)[0] if args.shots is not None else target
     options = {k: v for k, v in (("k", args.k), ("strength", args.strength), ("mine_steps", args.mine_steps))
                if v is not None}
-    out.mkdir(parents=True, exist_ok=True)
-    save_png(image_grid(shots.images[:64]), out / "shots.png")
     t0 = time.perf_counter()
     trainer = fine_tune(source, shots, method=args.method, augment=args.augment, steps=args.steps, seed=args.seed,
-                        run_dir=out, resume=args.resume, progress=not args.quiet, **options)
+                        run_dir=args.out, resume=checkpoint or False, overwrite=args.overwrite,
+                        progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS}, **options)
     seconds = time.perf_counter() - t0
-    _write_run(trainer, out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
+    _say_started(trainer, args.out)
+    save_png(image_grid(shots.images[:64]), args.out / "shots.png")
+    _write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
     print(f"{trainer.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
-          f"{keras.backend.backend()}; wrote {out}/ema_generator.keras, samples.png, shots.png, loss.png")
+          f"{keras.backend.backend()}; wrote {args.out}/ema_generator.keras, samples.png, shots.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #ca4c7b37
@@ -187,6 +241,8 @@ def _add_demo(sub) -> None:
                    help="transfer method (default: finetune, the best on 100 digits in lesson 9)")
     p.add_argument("--n", type=int, default=2000, help="images per set in the evaluation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="when --out holds an earlier demo, move it to OUT.old-<date>-<time> and run again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=demo_command)
 
@@ -194,7 +250,7 @@ def demo_command(args: argparse.Namespace) -> int:
     "Run `gan-tl demo` and print the two runs' main numbers."
     from gan_tl_course.transfer import run_demo
     summary = run_demo(args.out, args.source, args.shots, args.steps, args.method, n_eval=args.n, seed=args.seed,
-                       progress=not args.quiet)
+                       progress=not args.quiet, overwrite=args.overwrite)
     first = next(iter(summary["runs"].values()))["report"]
     print(f"{'':12s}" + "".join(f"{k:>12s}" for k in ("judge FID", "judge KID", "precision", "recall", "seconds")))
     print(f"{'floor':12s}" + "".join(f"{first['floor'][k]:12.4f}" for k in ("fid", "kid", "precision", "recall")))
@@ -227,9 +283,9 @@ def _add_transfer_bench(sub) -> None:
 
 def transfer_bench_command(args: argparse.Namespace) -> int:
     "Run `gan-tl transfer-bench` and print the KID table."
-    from gan_tl_course.core import runtime_info
+    from gan_tl_course.core import check_output_dir, runtime_info
     from gan_tl_course.fewshot import results_markdown, summarize, transfer_benchmark
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(args.out, "--out")
     t0 = time.perf_counter()
     rows = transfer_benchmark(out, args.targets, args.shots, args.methods, args.seeds, args.steps, args.augment,
                               args.n, shard=tuple(args.shard))
@@ -253,25 +309,25 @@ def _add_sample(sub) -> None:
     p.set_defaults(func=sample_command)
 
 def load_generator(path: str | Path):
-    "Load a `.keras` generator; a run folder means its `ema_generator.keras`. Clear errors for bad files."
-    import keras
+    "Load a `.keras` generator; a run folder means its `ema_generator.keras`. Errors name the file and what is wrong."
+    from gan_tl_course.models import load_model_file
     path = Path(path)
-    if path.is_dir():
-        path = path / "ema_generator.keras"
-    if not path.exists():
-        raise CLIError(f"no generator at {path}")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as e:
-        raise CLIError(f"{path} is not a loadable .keras model ({type(e).__name__}: {e})") from e
+    return load_model_file(path / "ema_generator.keras" if path.is_dir() else path, "generator")
 
 def sample_command(args: argparse.Namespace) -> int:
     "Run `gan-tl sample`: write a PNG grid of `--n` samples."
-    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.core import check_number, check_output_file, image_grid, save_png
     from gan_tl_course.train import generate_images
+    out = check_output_file(args.out, "--out", ".png")
+    check_number("--seed", args.seed, 0, integer=True)
+    check_number("--n", args.n, 1, integer=True, hint="the number of samples to draw")
     g = load_generator(args.generator)
     z = np.random.default_rng(args.seed).standard_normal((args.n, int(g.inputs[0].shape[-1]))).astype("float32")
-    path = save_png(image_grid(generate_images(g, z)), args.out)
+    try:
+        images = generate_images(g, z)
+    except ValueError as e:
+        raise CLIError(f"{args.generator}: {e}") from None
+    path = save_png(image_grid(images), out)
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -296,17 +352,20 @@ def bench_command(args: argparse.Namespace) -> int:
     "Run `gan-tl bench`: print the table and write the JSON."
     import keras
     from gan_tl_course.bench import benchmark, format_benchmark
+    from gan_tl_course.core import check_number, check_output_file
     from gan_tl_course.data import load_fashion_mnist
+    out = check_output_file(args.out, "--out", ".json") if args.out else None
+    check_number("--steps", args.steps, 1, integer=True)
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
     jit = {"auto": None, "on": True, "off": False}[args.jit]
     result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width)
     result["command"] = args.command_line
     print(format_benchmark(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.out}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        print(f"wrote {out}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #de9cf5fe
@@ -336,23 +395,28 @@ def _load_real(spec: str, image_shape: tuple[int, int, int]):
 
 def evaluate_command(args: argparse.Namespace) -> int:
     "Run `gan-tl evaluate`: print the report and optionally write it as JSON."
-    from gan_tl_course.evaluate import evaluate
-    if args.n < 2:
-        raise CLIError(f"--n must be at least 2, got {args.n}")
+    from gan_tl_course.core import check_number, check_output_file
+    from gan_tl_course.evaluate import MIN_N, evaluate
+    json_path = check_output_file(args.json, "--json", ".json") if args.json else None
+    check_number("--n", args.n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 "
+                 "nearest neighbours, so every set needs at least 6 images")
     g = load_generator(args.generator)
     shape = tuple(int(s) for s in g.outputs[0].shape[1:])
     reference = _load_real(args.reference, shape)
     train = _load_real(args.train, shape) if args.train else None
-    report = evaluate(g, reference, n=args.n, seed=args.seed, net=None if args.net == "auto" else args.net,
-                      train=train)
+    try:
+        report = evaluate(g, reference, n=args.n, seed=args.seed, net=None if args.net == "auto" else args.net,
+                          train=train)
+    except ValueError as e:
+        raise CLIError(f"{args.generator}: {e}") from None
     report.generator = str(args.generator)
     print(report.to_markdown())
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         from gan_tl_course.core import runtime_info
         record = {**report.to_dict(), "command": args.command_line, "runtime": runtime_info()}
-        Path(args.json).write_text(json.dumps(record, indent=1))
-        print(f"wrote {args.json}")
+        json_path.write_text(json.dumps(record, indent=1))
+        print(f"wrote {json_path}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #ab1d8460
@@ -369,7 +433,10 @@ def _add_judge(sub) -> None:
 
 def judge_command(args: argparse.Namespace) -> int:
     "Run `gan-tl judge`: train, test and write one judge."
+    from gan_tl_course.core import check_number, check_output_dir
     from gan_tl_course.judge import ASSETS, train_judge
+    check_output_dir(args.out or ASSETS, "--out")
+    check_number("--epochs", args.epochs, 1, integer=True)
     entry = train_judge(args.name, epochs=args.epochs, seed=args.seed, width=args.width, out_dir=args.out or ASSETS,
                         command=args.command_line)
     for c, a in entry["test_accuracy"].items():
@@ -380,22 +447,38 @@ def judge_command(args: argparse.Namespace) -> int:
 # %% ../nbs/11_cli.ipynb #10c7d693
 def make_parser() -> argparse.ArgumentParser:
     "The `gan-tl` argument parser with all sub-commands."
-    parser = argparse.ArgumentParser(prog="gan-tl", description="GAN transfer learning course: command-line jobs. "
+    parser = argparse.ArgumentParser(prog="gan-tl", allow_abbrev=False,
+                                     description="GAN transfer learning course: command-line jobs. "
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
                 _add_evaluate, _add_judge):
         add(sub)
+    for command in sub.choices.values():
+        command.allow_abbrev = False
     return parser
+
+def _given(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> set[str]:
+    "The settings whose options `argv` writes out for `command` (the others keep their defaults)."
+    options = parser._subparsers._group_actions[0].choices[command]._option_string_actions
+    return {options[a.split("=")[0]].dest for a in argv if a.split("=")[0] in options}
 
 def main(argv: list[str] | None = None) -> int:
     "Console entry point of `gan-tl`."
-    from gan_tl_course.train import CheckpointError, NonFiniteLossError
+    from gan_tl_course.core import BadValue
+    from gan_tl_course.train import NonFiniteLossError
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    args.given = _given(parser, args.command, argv)
     args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
         return args.func(args)
-    except (CLIError, FileNotFoundError, CheckpointError, NonFiniteLossError, ValueError) as e:
-        print(f"gan-tl: {e}", file=sys.stderr)
-        return 2
+    except BadValue as e:
+        message = e.named(_option(e.name))
+    except OSError as e:                                # includes FileNotFoundError and RunExistsError
+        message = f"{e.filename}: {e.strerror}" if e.errno is not None and e.filename else str(e)
+    except (CLIError, NonFiniteLossError, ValueError) as e:   # ValueError: CheckpointError, RunConflict, ...
+        message = str(e)
+    print(f"gan-tl: {message}", file=sys.stderr)
+    return 2

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .core import image_grid, to_uint8
+from .core import check_number, image_grid, to_uint8
 from .data import ImageSet, load_dataset
 from .judge import FeatureNet, feature_net, feature_net_for
 from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid, manifold_metrics,
@@ -23,7 +23,7 @@ from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid,
 from .train import generate_images, num_label_classes
 
 # %% auto #0
-__all__ = ['METRIC_INFO', 'judge_class', 'Reference', 'prepare_reference', 'score', 'Report', 'evaluate', 'nearest_grid',
+__all__ = ['MIN_N', 'METRIC_INFO', 'judge_class', 'Reference', 'prepare_reference', 'score', 'Report', 'evaluate', 'nearest_grid',
            'EvaluateEvery']
 
 # %% ../nbs/06b_evaluate.ipynb #b5785086
@@ -51,13 +51,18 @@ class Reference:
     labels_a: np.ndarray = field(repr=False, default=None)
     floor: dict = field(default_factory=dict)
 
+MIN_N = 6      # precision/recall (k = 3) and density/coverage (k = 5) need each image's 5 nearest other images
+
 def prepare_reference(reference: ImageSet | str, n: int = 10_000, seed: int = 0,
                       net: FeatureNet | str | None = None) -> Reference:
     "Draw disjoint real sets A and B of `n` images, embed them, and compute the real-vs-real floor."
+    check_number("n", n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 nearest "
+                 "neighbours, so every set needs at least 6 images")
     data = load_dataset(reference) if isinstance(reference, (str, Path)) else reference
     net = feature_net_for(data.image_shape) if net is None else feature_net(net)
-    if len(data) < 4:
-        raise ValueError(f"reference {data.name!r} has {len(data)} images; evaluation needs at least 4")
+    if len(data) < 2 * MIN_N:
+        raise ValueError(f"reference {data.name!r} has {len(data)} images; evaluation needs at least {2 * MIN_N} "
+                         f"(two disjoint sets of {MIN_N})")
     if len(data) < 2 * n:
         warnings.warn(f"reference {data.name!r} has {len(data)} images, fewer than 2 n = {2 * n}; evaluating at "
                       f"n = {len(data) // 2} so that generated-vs-real and real-vs-real use the same n")
@@ -224,8 +229,7 @@ class EvaluateEvery:
 
     def __init__(self, reference: ImageSet | str | Reference, every: int = 500, n: int = 1000, seed: int = 0,
                  net: FeatureNet | str | None = None, train: ImageSet | None = None):
-        if every < 1:
-            raise ValueError(f"EvaluateEvery: every must be >= 1, got {every}")
+        check_number("every", every, 1, integer=True, hint="steps between evaluations")
         self.reference = reference if isinstance(reference, Reference) else prepare_reference(reference, n, seed, net)
         self.every, self.seed, self.train = every, seed, train
         self.reports: list[tuple[int, Report]] = []
@@ -239,6 +243,7 @@ class EvaluateEvery:
         self.reports.append((trainer.step, report))
         self._next = (trainer.step // self.every + 1) * self.every
         if trainer.run_dir is not None:
+            trainer.open_run()
             self._append_csv(Path(trainer.run_dir) / "evaluation.csv", trainer.step, report)
 
     @staticmethod

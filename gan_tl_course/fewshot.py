@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import image_grid, save_png
+from .core import check_number, image_grid, save_png
 from .data import ImageSet, few_shot, load_dataset
-from .evaluate import METRIC_INFO, Reference, evaluate, prepare_reference
-from .transfer import METHODS, fine_tune
+from .evaluate import METRIC_INFO, MIN_N, Reference, evaluate, prepare_reference
+from .transfer import METHODS, augment_setting, fine_tune
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
@@ -76,6 +76,13 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
     `shard=(i, n)` runs every n-th of the cells still to do, from the i-th: n processes (i = 0 .. n-1, each with
     its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
+    check_number("steps", steps, 1, integer=True)
+    check_number("n_eval", n_eval, MIN_N, integer=True)
+    for k in shots:
+        check_number("shots", k, 1, integer=True)
+    for seed in seeds:
+        check_number("seeds", seed, 0, integer=True)
+    augment_setting(augment)
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard {shard}: the index must be in 0 .. {count - 1} (shard=(i, n) with 0 <= i < n)")

@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
-import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,15 +18,17 @@ from keras import ops
 
 from fastcore.basics import patch
 
-from .augment import diff_augment
-from .core import image_grid, save_png, sha256_file
+from .augment import diff_augment, parse_policy
+from .core import check_number, image_grid, save_png
 from .data import DeviceImages
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
+from .runs import (
+    CheckpointError, RunConflict, checkpoint_to_resume, clean_partial_checkpoints, find_checkpoint, read_state,
+    set_aside_newer, start_run, verify_checkpoint, write_checkpoint, write_state)
 
 # %% auto #0
-__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'NonFiniteLossError', 'CheckpointError',
-           'num_label_classes', 'GANTrainer', 'generate_images', 'read_history', 'find_checkpoint', 'verify_checkpoint',
-           'plot_history']
+__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'NonFiniteLossError',
+           'num_label_classes', 'GANTrainer', 'generate_images', 'read_history', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -163,14 +163,20 @@ class TrainConfig:
     jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU (JAX always compiles; PyTorch is eager)
 
     def __post_init__(self):
+        "Refuse, by name, every value that cannot work (a `BadValue` before anything is built or written)."
         get_loss(self.loss)
-        for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 <= self.ada_target < 1.0:
-            raise ValueError(f"TrainConfig.ada_target must be in [0, 1) (0 = off), got {self.ada_target}")
+        parse_policy(self.augment)
+        for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints",
+                     "ada_images"):
+            check_number(name, getattr(self, name), 1, integer=True)
+        for name in ("lr_g", "lr_d"):
+            check_number(name, getattr(self, name), 0, above=True, hint="a learning rate")
+        for name in ("beta_1", "beta_2", "ema_decay"):
+            check_number(name, getattr(self, name), 0, 1, below=True)
+        for name in ("r1_gamma", "gp_weight"):
+            check_number(name, getattr(self, name), 0, hint="a penalty weight; 0 switches it off")
+        check_number("ada_target", self.ada_target, 0, 1, below=True, hint="0 switches ADA off")
+        check_number("seed", self.seed, 0, integer=True)
         if self.ada_target and not self.augment:
             raise ValueError("TrainConfig.ada_target adapts how often `augment` is applied: set an augment policy "
                              "too, e.g. augment='color,translation,cutout'")
@@ -178,9 +184,6 @@ class TrainConfig:
 # %% ../nbs/05_train.ipynb #edcca19d
 class NonFiniteLossError(FloatingPointError):
     "A loss became NaN or infinite; training stopped and no checkpoint was written."
-
-class CheckpointError(ValueError):
-    "A checkpoint is missing, corrupt or belongs to another architecture."
 
 # %% ../nbs/05_train.ipynb #052df895
 METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p")
@@ -240,6 +243,9 @@ class GANTrainer:
         self.history: list[dict] = []
         self.sample_z = np.random.default_rng(c.seed).standard_normal((64, self.latent_dim)).astype("float32")
         self._run = None
+        self.run_started = False         # True once this trainer started or continued the run in run_dir
+        self.restored_from = None        # a checkpoint of another run this one starts from
+        self.moved_aside = None          # where start_run(overwrite=True) moved an earlier run
 
     def _check_shapes(self, images):
         g_shape = tuple(self.generator.outputs[0].shape[1:])
@@ -406,13 +412,19 @@ def generate(self: GANTrainer, z=None, labels=None, n: int = 64, ema: bool = Tru
 def generate_images(generator: keras.Model, z, labels=None, batch_size: int = 256) -> np.ndarray:
     "Run `generator` in inference mode over latent vectors `z` in batches; returns a float32 numpy array."
     z = np.asarray(z, "float32")
+    check_number("n", len(z), 1, integer=True, hint="the number of latent vectors to draw images for")
     if len(generator.inputs) > 1 and labels is None:
         labels = np.arange(len(z)) % num_label_classes(generator)
     out = []
     for i in range(0, len(z), batch_size):
         inputs = z[i:i + batch_size] if labels is None else [z[i:i + batch_size], np.asarray(labels)[i:i + batch_size]]
         out.append(ops.convert_to_numpy(generator(inputs, training=False)).astype("float32"))
-    return np.concatenate(out)
+    images = np.concatenate(out)
+    bad = ~np.isfinite(images).all(axis=(1, 2, 3))
+    if bad.any():
+        raise ValueError(f"generator {generator.name!r} made NaN or infinite pixels in {bad.sum()} of {len(images)} "
+                         "images: its weights are broken (a diverged run?); use an earlier checkpoint")
+    return images
 
 # %% ../nbs/05_train.ipynb #44f6246c
 @patch
@@ -423,8 +435,10 @@ def train(self: GANTrainer, steps: int, progress: bool = True,
     Each of `callbacks` is called with the trainer after every compiled call (e.g. `EvaluateEvery`, chapter 6b)."""
     from tqdm.auto import tqdm
     c, k = self.config, self.config.steps_per_call
+    check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if steps % k:
         raise ValueError(f"steps ({steps}) must be a multiple of steps_per_call ({k})")
+    self.open_run()
     bar = tqdm(total=steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
@@ -447,6 +461,7 @@ def train(self: GANTrainer, steps: int, progress: bool = True,
 @patch
 def save_samples(self: GANTrainer) -> Path:
     "Write a grid of EMA-generator samples for the fixed latent vectors to `run_dir/samples/step_NNNNNN.png`."
+    self.open_run()
     return save_png(image_grid(self.generate(n=64), ncols=8), self.run_dir / "samples" / f"step_{self.step:06d}.png")
 
 # %% ../nbs/05_train.ipynb #0a512087
@@ -463,6 +478,23 @@ def read_history(path: str | Path) -> list[dict]:
 
 # %% ../nbs/05_train.ipynb #37a29108
 @patch
+def start_run(self: GANTrainer, kind: str = "train", options: dict | None = None, overwrite: bool = False) -> Path | None:
+    """Claim `run_dir` for a new run and record it in `run.json` (options, config); refused if the folder holds a run,
+    unless `overwrite` (the old run is moved aside: the path is returned)."""
+    if self.run_dir is None:
+        raise ValueError("this trainer has no run_dir; pass run_dir=... to write a run")
+    options = {**(options or {}), **({"from_checkpoint": str(self.restored_from)} if self.restored_from else {})}
+    self.moved_aside = start_run(self.run_dir, kind, options, asdict(self.config), overwrite)
+    self.run_started = True
+    return self.moved_aside
+
+@patch
+def open_run(self: GANTrainer) -> None:
+    "Make sure `run_dir` is this trainer's before anything is written there: start a run unless one was started or continued."
+    if self.run_dir is not None and not self.run_started:
+        self.start_run()
+
+@patch
 def save_checkpoint(self: GANTrainer) -> Path:
     "Write a checkpoint of the whole run state atomically (refused if any weight is NaN/inf); returns its folder."
     if self.run_dir is None:
@@ -473,41 +505,16 @@ def save_checkpoint(self: GANTrainer) -> Path:
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise NonFiniteLossError(f"{role} variable {v.path} holds NaN or inf at step {self.step}; "
                                      f"no checkpoint was written, the last good one is {self.latest_checkpoint()}")
-    root = self.run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{self.step:06d}"
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    self.generator.save(tmp / "generator.keras")
-    self.discriminator.save(tmp / "discriminator.keras")
-    self.ema_generator.save(tmp / "ema_generator.keras")
-    np.savez(tmp / "state.npz", **{f"v{i:04d}": value for i, value in enumerate(values)})
-    _write_history(self.history, tmp / "history.csv")
-    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-    meta = dict(step=self.step, config=asdict(self.config), backend=keras.backend.backend(),
-                keras=keras.__version__, files=files,
+    self.open_run()
+    clean_partial_checkpoints(self.run_dir)
+    def write_files(folder: Path) -> None:
+        for name in ("generator", "discriminator", "ema_generator"):
+            getattr(self, name).save(folder / f"{name}.keras")
+        write_state(folder, values)
+        _write_history(self.history, folder / "history.csv")
+    meta = dict(config=asdict(self.config), backend=keras.backend.backend(), keras=keras.__version__,
                 variables=[dict(role=r, path=v.path, shape=list(v.shape), dtype=str(v.dtype)) for r, v in variables])
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    final = root / name
-    if final.exists():                      # the same step saved again: swap, never delete first
-        old = root / f".old-{name}-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
-    pointer = root / f".latest-{os.getpid()}"
-    pointer.write_text(name)
-    os.replace(pointer, root / "latest")
-    self._prune_checkpoints(root)
-    return final
-
-@patch
-def _prune_checkpoints(self: GANTrainer, root: Path) -> None:
-    keep = self.config.keep_checkpoints
-    for old in sorted(root.glob("step_*"))[:-keep]:
-        shutil.rmtree(old)
+    return write_checkpoint(self.run_dir, self.step, write_files, meta, self.config.keep_checkpoints)
 
 @patch
 def latest_checkpoint(self: GANTrainer) -> Path | None:
@@ -515,40 +522,11 @@ def latest_checkpoint(self: GANTrainer) -> Path | None:
     return find_checkpoint(self.run_dir) if self.run_dir else None
 
 # %% ../nbs/05_train.ipynb #83304df0
-def find_checkpoint(path: str | Path) -> Path | None:
-    "Resolve a run folder, its `checkpoints/` folder or a checkpoint folder to a checkpoint folder (or None)."
-    path = Path(path)
-    if (path / "meta.json").exists():
-        return path
-    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    pointer = root / "latest"
-    if pointer.exists() and (root / pointer.read_text().strip() / "meta.json").exists():
-        return root / pointer.read_text().strip()
-    return None
+_BOOKKEEPING = ("sample_every", "checkpoint_every", "keep_checkpoints", "jit_compile")  # may differ on resume
 
-def verify_checkpoint(ckpt: str | Path) -> dict:
-    "Check a checkpoint folder's files against the sha256 in its `meta.json`; return the meta or raise."
-    ckpt = Path(ckpt)
-    try:
-        meta = json.loads((ckpt / "meta.json").read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {ckpt} has no readable meta.json ({e}); it is incomplete or corrupt") from e
-    for name, digest in meta["files"].items():
-        if not (ckpt / name).exists():
-            raise CheckpointError(f"checkpoint {ckpt} is incomplete: {name} is missing")
-        if sha256_file(ckpt / name) != digest:
-            raise CheckpointError(f"checkpoint {ckpt} is corrupt: {name} does not match its sha256 in meta.json. "
-                                  "Resume from an earlier checkpoint folder (pass its path) or start a new run.")
-    return meta
-
-# %% ../nbs/05_train.ipynb #3db8e14a
 @patch
-def restore(self: GANTrainer, path: str | Path | None = None) -> int:
-    "Load the whole run state from a checkpoint (default: this run's latest); returns the step reached."
-    ckpt = find_checkpoint(path or self.run_dir)
-    if ckpt is None:
-        raise CheckpointError(f"no checkpoint found in {path or self.run_dir}")
-    meta = verify_checkpoint(ckpt)
+def _check_fits(self: GANTrainer, ckpt: Path, meta: dict, same_run: bool) -> None:
+    "Refuse a checkpoint of another architecture, method or (when continuing the same run) configuration."
     variables = [(role, v) for role, vs in self.state_variables.items() for v in vs]
     saved = meta["variables"]
     if len(saved) != len(variables):
@@ -559,11 +537,45 @@ def restore(self: GANTrainer, path: str | Path | None = None) -> int:
             raise CheckpointError(f"checkpoint {ckpt} belongs to another architecture: {s['role']} variable "
                                   f"{s['path']} has shape {tuple(s['shape'])} in the checkpoint but "
                                   f"{v.path} has shape {tuple(v.shape)} in this model")
-    with np.load(ckpt / "state.npz") as state:
-        values = [state[f"v{i:04d}"] for i in range(len(variables))]
-    for (_, v), value in zip(variables, values):
+    stored, now = meta.get("config", {}), asdict(self.config)
+    changed = [(k, stored[k], now[k]) for k in now if k in stored and k not in _BOOKKEEPING and stored[k] != now[k]]
+    if same_run and changed:
+        raise RunConflict(self.run_dir, changed)
+
+# %% ../nbs/05_train.ipynb #3db8e14a
+@patch
+def restore(self: GANTrainer, path: str | Path | None = None) -> int:
+    """Load the whole run state from a checkpoint: by default this run's latest (if it is damaged, the error names the
+    newest intact one). Continuing the run's own checkpoint claims the run and sets newer checkpoints aside."""
+    if path is None:
+        if self.run_dir is None:
+            raise CheckpointError("this trainer has no run_dir: pass the checkpoint folder to restore")
+        ckpt = checkpoint_to_resume(self.run_dir)
+    else:
+        ckpt = find_checkpoint(path)
+        if ckpt is None:
+            raise CheckpointError(f"no checkpoint at {path}: pass a checkpoint folder (with meta.json) or a run folder")
+    meta = verify_checkpoint(ckpt)
+    own = self.run_dir is not None and ckpt.resolve().parent == (self.run_dir / "checkpoints").resolve()
+    self._check_fits(ckpt, meta, same_run=own)
+    variables = [v for vs in self.state_variables.values() for v in vs]
+    values = read_state(ckpt, len(variables))
+    try:
+        history = read_history(ckpt / "history.csv")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{ckpt / 'history.csv'} cannot be read ({type(e).__name__}: {e})") from None
+    for v, value in zip(variables, values):
         v.assign(value)
-    self.history = read_history(ckpt / "history.csv")
+    self.history = history
+    if own:
+        clean_partial_checkpoints(self.run_dir)
+        moved = set_aside_newer(ckpt)
+        if moved:
+            warnings.warn(f"continuing {self.run_dir} from {ckpt.name}: the newer checkpoints "
+                          f"{', '.join(p.name for p in moved)} were moved to {moved[0].parent} (kept for inspection)")
+        self.run_started = True
+    else:
+        self.restored_from = ckpt
     return self.step
 
 # %% ../nbs/05_train.ipynb #784e92af

@@ -17,17 +17,19 @@ import keras
 import numpy as np
 from keras import ops
 
-from .augment import POLICY
-from .core import set_seed, sha256_file
+from .augment import POLICY, parse_policy
+from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
 from .data import ImageSet
-from .judge import ASSETS, read_manifest, update_manifest
-from .models import block_layers, block_names, call_inputs
+from .judge import ASSETS, asset_path, read_manifest, update_manifest
+from .models import block_layers, block_names, call_inputs, load_model_file
+from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
-__all__ = ['SOURCE_PREFIX', 'METHODS', 'ship_source', 'load_pretrained', 'TransferSetup', 'TransferMethod', 'freeze_blocks',
-           'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'miner_network', 'MineGAN',
-           'block_features', 'distance_consistency', 'CDC', 'get_method', 'fine_tune', 'inspect_method', 'run_demo']
+__all__ = ['SOURCE_PREFIX', 'METHODS', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup', 'TransferMethod',
+           'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher', 'EWC',
+           'miner_network', 'MineGAN', 'block_features', 'distance_consistency', 'CDC', 'get_method', 'augment_setting',
+           'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -40,8 +42,8 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
                if not (run / f).exists()]
     if missing:
         raise FileNotFoundError(f"{run} is not a finished pretrain run (missing {', '.join(missing)})")
-    options, result = json.loads((run / "run.json").read_text()), json.loads((run / "result.json").read_text())
-    generator = keras.saving.load_model(run / "ema_generator.keras")
+    options, result = read_run_record(run)["options"], json.loads((run / "result.json").read_text())
+    generator = load_model_file(run / "ema_generator.keras", "generator")
     report = evaluate(generator, options["dataset"], n=n)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -61,22 +63,25 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
     update_manifest(out_dir, SOURCE_PREFIX + name, entry)
     return entry
 
+def shipped_sources(folder: str | Path = ASSETS) -> list[str]:
+    "The names of the pretrained sources in `folder`'s `MANIFEST.json`."
+    return [k[len(SOURCE_PREFIX):] for k in read_manifest(folder) if k.startswith(SOURCE_PREFIX)]
+
 def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model, keras.Model]:
     "The shipped source `name` as `(generator, discriminator)`, after checking both files against the manifest."
     manifest = read_manifest(folder)
     key = SOURCE_PREFIX + name
     if key not in manifest:
-        have = [k[len(SOURCE_PREFIX):] for k in manifest if k.startswith(SOURCE_PREFIX)]
         raise FileNotFoundError(f"no pretrained source {name!r} in {Path(folder) / 'MANIFEST.json'} "
-                                f"(it has: {', '.join(have) or 'none'})")
+                                f"(it has: {', '.join(shipped_sources(folder)) or 'none'})")
     models = []
     for role in ("generator", "discriminator"):
         f = manifest[key]["files"][role]
-        path = Path(folder) / f["file"]
+        path = asset_path(folder, f["file"])
         if not path.is_file() or sha256_file(path) != f["sha256"]:
             raise ValueError(f"{path} is missing or does not match its MANIFEST.json sha256: reinstall "
                              f"gan_tl_course, or rebuild it with {manifest[key]['commands']} and ship_source")
-        models.append(keras.saving.load_model(path, compile=False))
+        models.append(load_model_file(path, f"{role} of source {name}"))
     return models[0], models[1]
 
 # %% ../nbs/08_transfer.ipynb #313aba38
@@ -302,24 +307,58 @@ def _copy(model: keras.Model) -> keras.Model:
     clone.set_weights(model.get_weights())
     return clone
 
+def _run_source(run: Path) -> tuple[keras.Model, keras.Model]:
+    "The EMA generator and the discriminator of a finished pretrain run folder."
+    missing = [f for f in ("ema_generator.keras", "discriminator.keras") if not (run / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"source {run} is not a finished pretrain run: {', '.join(missing)} is missing "
+                                "(a run writes them when it ends; resume it to finish it)")
+    return (load_model_file(run / "ema_generator.keras", "source generator"),
+            load_model_file(run / "discriminator.keras", "source discriminator"))
+
 def _source_models(source) -> tuple[keras.Model, keras.Model]:
     "`(generator, discriminator)` from a shipped source name, a pretrain run folder, or a pair of models."
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return source[0], source[1]
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        run = Path(source)
-        return (keras.saving.load_model(run / "ema_generator.keras", compile=False),
-                keras.saving.load_model(run / "discriminator.keras", compile=False))
-    if isinstance(source, str):
-        return load_pretrained(source)
-    raise ValueError(f"source must be a shipped source name, a pretrain run folder or (generator, discriminator); "
-                     f"got {type(source).__name__}")
+    if not isinstance(source, (str, Path)):
+        raise ValueError(f"source must be a shipped source name, a pretrain run folder or (generator, discriminator); "
+                         f"got {type(source).__name__}")
+    if Path(source).expanduser().is_dir():
+        return _run_source(Path(source).expanduser())
+    if str(source) in shipped_sources():
+        return load_pretrained(str(source))
+    what = "a file, not a folder" if Path(source).expanduser().exists() else "neither a folder nor a shipped source"
+    raise ValueError(f"source {str(source)!r} is {what}. A source is the folder of a finished `gan-tl pretrain` "
+                     "run (fine-tuning needs both its ema_generator.keras and discriminator.keras) or a shipped "
+                     f"source: {', '.join(shipped_sources())}")
+
+def augment_setting(augment: str) -> tuple[str, float]:
+    "`augment` of `fine_tune` ('diffaugment', 'ada', a DiffAugment policy or '') as (policy, ADA target)."
+    if augment in ("diffaugment", "ada"):
+        return POLICY, 0.6 if augment == "ada" else 0.0
+    try:
+        return ",".join(parse_policy(augment)), 0.0
+    except BadValue:
+        raise BadValue("augment", "'diffaugment', 'ada', a DiffAugment policy (names from color, translation, "
+                       "cutout, comma-separated) or '' for none", augment) from None
 
 def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMethod = "finetune",
               augment: str = "", steps: int = 1000, seed: int = 0, config: TrainConfig | None = None,
-              run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-              callbacks=(), **options) -> GANTrainer:
-    "Adapt a pretrained GAN to `target` images with a transfer `method`; returns the trained `GANTrainer`."
+              run_dir: str | Path | None = None, resume: bool | str | Path = False, overwrite: bool = False,
+              progress: bool = True, callbacks=(), run_options: dict | None = None, **options) -> GANTrainer:
+    """Adapt a pretrained GAN to `target` images with a transfer `method`; returns the trained `GANTrainer`.
+
+    With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or `resume` (True: the
+    latest checkpoint; or a checkpoint folder) of the same run. `run_options` are recorded in `run.json` too."""
+    check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
+    if resume and run_dir is None:
+        raise ValueError("resume continues the run in run_dir: pass run_dir too")
+    if run_dir is not None and not resume:
+        check_new_run(run_dir, overwrite)
+    policy, ada_target = augment_setting(augment)
+    config = config or TrainConfig(seed=seed, augment=policy, ada_target=ada_target,
+                                   sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
+    method = get_method(method, **options)
     g_source, d_source = _source_models(source)
     images = target.images if isinstance(target, ImageSet) else np.asarray(target)
     made, taken = tuple(g_source.outputs[0].shape[1:]), tuple(d_source.inputs[0].shape[1:])
@@ -327,17 +366,20 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
         raise ValueError(f"the source generator makes images of shape {made} (its discriminator takes {taken}) "
                          f"but the target images have shape {tuple(images.shape[1:])}; pick a source of the "
                          "target's shape or resize the target")
-    policy = POLICY if augment in ("diffaugment", "ada") else augment
-    config = config or TrainConfig(seed=seed, augment=policy, ada_target=0.6 if augment == "ada" else 0.0,
-                                   sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
+    identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
+                    source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
+                    target_sha256=sha256_arrays([images]), target_images=len(images))
+    if resume:
+        resume_options(run_dir, "finetune", identity)
     set_seed(seed)
-    method = get_method(method, **options)
     setup = method.setup(_copy(g_source), _copy(d_source), images)
     trainer = GANTrainer(setup.generator, setup.discriminator, images, config, run_dir=run_dir,
                          g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.method = method
     if resume:
-        trainer.restore()
+        trainer.restore(None if resume is True else resume)
+    elif run_dir is not None:
+        trainer.start_run("finetune", {**(run_options or {}), **identity}, overwrite)
     trainer.train(steps, progress=progress, callbacks=callbacks)
     return trainer
 
@@ -371,17 +413,24 @@ def _html_page(title: str, parts: list[str]) -> str:
 
 def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: int = 100, steps: int = 400,
              method: str = "finetune", augment: str = "diffaugment", n_eval: int = 2000, seed: int = 0,
-             progress: bool = True) -> dict:
-    "Fine-tune the shipped source on `shots` MNIST digits and train scratch with the same budget; write a report."
+             progress: bool = True, overwrite: bool = False) -> dict:
+    """Fine-tune the shipped source on `shots` MNIST digits and train scratch with the same budget; write a report.
+    A folder that holds a run is refused, unless `overwrite` (it is moved aside)."""
     import time
     from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.data import few_shot, load_mnist_5k
     from gan_tl_course.evaluate import evaluate, prepare_reference
     from gan_tl_course.train import plot_history
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = check_new_run(out, overwrite, "out")
+    check_number("steps", steps, 1, integer=True)
+    check_number("shots", shots, 1, integer=True)
+    augment_setting(augment)
+    get_method(method)
     t_start = time.perf_counter()
     train, held_out = few_shot(load_mnist_5k(), shots, seed=seed)
     reference = prepare_reference(held_out, n=n_eval, seed=seed)
+    options = dict(source=str(source), shots=shots, steps=steps, method=method, augment=augment, n_eval=n_eval, seed=seed)
+    start_run(out, "demo", options, overwrite=overwrite, name="out")
     save_png(image_grid(train.images[:100], ncols=20), out / "shots.png")
     runs, html, md = {}, [], [f"# Transfer vs scratch on {shots} MNIST digits\n"]
     for name, how in ((f"{method} + {augment or 'no augmentation'}", method), ("scratch", "scratch")):

@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -18,6 +20,15 @@ def run_scenario(name: str, backend: str, out: Path, timeout: int = 600) -> dict
     if proc.returncode != 0:
         raise AssertionError(f"{name} on {backend} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return json.loads((out / f"{name}.json").read_text())
+
+
+def run_cli(*args) -> tuple[int, str]:
+    "Run `gan-tl ARGS` in this process; return (exit status, stderr)."
+    from gan_tl_course.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
 
 
 @pytest.fixture

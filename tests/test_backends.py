@@ -1,4 +1,13 @@
 """The training loop on each Keras backend, each in its own process."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,3 +44,66 @@ def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
     assert r["restored_step"] == 10 and r["step"] == 20
     assert r["max_abs_diff"] <= 1e-4 * max(1.0, r["max_abs_weight"]), r
+
+
+# --- kill -9 and resume, on every backend, and a checkpoint carried from one backend to another ---------------
+
+CLI = [sys.executable, "-c", "import sys; from gan_tl_course.cli import main; sys.exit(main())"]
+SMALL = ["--limit", "256", "--batch", "16", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000",
+         "--quiet"]
+
+
+def gan_tl(backend: str, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(CLI + [str(a) for a in args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def killed_run(backend: str, out: Path) -> int:
+    "Start a long pretrain run, kill -9 it once a checkpoint exists; returns the step of its latest checkpoint."
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(CLI + ["pretrain", "--steps", "100000", *SMALL, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "latest").exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return int((out / "checkpoints" / "latest").read_text().strip()[5:])
+
+
+def final_state(run: Path) -> list[np.ndarray]:
+    "The arrays of a finished run's last checkpoint."
+    with np.load(run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip() / "state.npz") as s:
+        return [s[k].astype("float64") for k in sorted(s.files)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_and_resume_equals_a_straight_run(tmp_path, backend):
+    reached = killed_run(backend, tmp_path / "killed")
+    total = reached + 20
+    resumed = gan_tl(backend, "pretrain", "--steps", total, "--out", tmp_path / "killed", "--resume", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = gan_tl(backend, "pretrain", "--steps", total, *SMALL, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    a, b = final_state(tmp_path / "killed"), final_state(tmp_path / "straight")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)), (backend, reached)      # bit-identical, every variable
+    assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "straight" / "history.csv").read_text()
+    assert not [p for p in (tmp_path / "killed" / "checkpoints").iterdir() if p.name.startswith(".")], \
+        "the resume left a killed process's partial files"
+
+
+def test_a_checkpoint_moves_between_backends(tmp_path):
+    reached = killed_run("tensorflow", tmp_path / "tf")
+    history = (tmp_path / "tf" / "checkpoints" / f"step_{reached:06d}" / "history.csv").read_text().splitlines()
+    for backend in ("jax", "torch"):
+        run = tmp_path / backend
+        shutil.copytree(tmp_path / "tf", run)
+        done = gan_tl(backend, "pretrain", "--steps", reached + 10, "--out", run, "--resume", "--quiet")
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = (run / "history.csv").read_text().splitlines()
+        assert rows[:len(history)] == history and len(rows) == len(history) + 10, backend
+        result = json.loads((run / "result.json").read_text())
+        assert [r["backend"] for r in result["runtimes"]] == [backend]      # the TF process was killed: no result
+        assert np.isfinite(np.concatenate([x.ravel() for x in final_state(run)])).all()

@@ -1,6 +1,4 @@
 """Bad input gets a clear error and loses nothing: data, image folders, checkpoints, diverging runs."""
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -9,20 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from gan_tl_course import data
-from gan_tl_course.cli import main
 from gan_tl_course.core import sha256_file
-from gan_tl_course.train import verify_checkpoint
+from gan_tl_course.runs import verify_checkpoint
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def run_cli(*args) -> tuple[int, str]:
-    "Run `gan-tl ARGS` in this process; return (exit status, stderr)."
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, err.getvalue()
 
 
 @pytest.fixture
@@ -121,7 +111,7 @@ def test_checkpoint_of_another_architecture(small_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
     settings = json.loads((run / "run.json").read_text())
-    settings["width"] = 16
+    settings["options"]["width"] = 16
     (run / "run.json").write_text(json.dumps(settings))
     code, err = run_cli("pretrain", "--steps", "30", "--out", run, "--resume", "--quiet")
     assert code == 2 and "another architecture" in err
