@@ -251,6 +251,8 @@ def demo_command(args: argparse.Namespace) -> int:
     from gan_tl_course.transfer import run_demo
     summary = run_demo(args.out, args.source, args.shots, args.steps, args.method, n_eval=args.n, seed=args.seed,
                        progress=not args.quiet, overwrite=args.overwrite)
+    if summary["moved_aside"]:
+        print(f"moved the earlier demo in {args.out} to {summary['moved_aside']} (nothing was deleted)")
     first = next(iter(summary["runs"].values()))["report"]
     print(f"{'':12s}" + "".join(f"{k:>12s}" for k in ("judge FID", "judge KID", "precision", "recall", "seconds")))
     print(f"{'floor':12s}" + "".join(f"{first['floor'][k]:12.4f}" for k in ("fid", "kid", "precision", "recall")))

@@ -430,7 +430,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
     train, held_out = few_shot(load_mnist_5k(), shots, seed=seed)
     reference = prepare_reference(held_out, n=n_eval, seed=seed)
     options = dict(source=str(source), shots=shots, steps=steps, method=method, augment=augment, n_eval=n_eval, seed=seed)
-    start_run(out, "demo", options, overwrite=overwrite, name="out")
+    moved = start_run(out, "demo", options, overwrite=overwrite, name="out")
     save_png(image_grid(train.images[:100], ncols=20), out / "shots.png")
     runs, html, md = {}, [], [f"# Transfer vs scratch on {shots} MNIST digits\n"]
     for name, how in ((f"{method} + {augment or 'no augmentation'}", method), ("scratch", "scratch")):
@@ -452,6 +452,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
     md.insert(1, f"The {shots} training digits:\n\n![shots](shots.png)\n")
     (out / "report.html").write_text(_html_page(f"Transfer vs scratch on {shots} MNIST digits", html))
     (out / "report.md").write_text("\n".join(md))
-    summary = dict(runs=runs, seconds=time.perf_counter() - t_start, shots=shots, steps=steps, source=source)
+    summary = dict(runs=runs, seconds=time.perf_counter() - t_start, shots=shots, steps=steps, source=source,
+                   moved_aside=str(moved) if moved else None)
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
     return summary
