@@ -366,9 +366,10 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
         raise ValueError(f"the source generator makes images of shape {made} (its discriminator takes {taken}) "
                          f"but the target images have shape {tuple(images.shape[1:])}; pick a source of the "
                          "target's shape or resize the target")
-    identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
-                    source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
-                    target_sha256=sha256_arrays([images]), target_images=len(images))
+    if run_dir is not None:                          # what the run is: recorded, and checked on a resume
+        identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
+                        source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
+                        target_sha256=sha256_arrays([images]), target_images=len(images))
     if resume:
         resume_options(run_dir, "finetune", identity)
     set_seed(seed)
