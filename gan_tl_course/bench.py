@@ -62,10 +62,8 @@ class HostFedTrainer(GANTrainer):
         super().__init__(generator, discriminator, images, config)
         self.images_host, self._rng = np.asarray(getattr(images, "images", images)), np.random.default_rng(0)
 
-    def _sample_batch(self, data):
-        real, _ = data
-        z = keras.random.normal((self.config.batch_size, self.latent_dim), seed=self.seed)
-        return real, None, z, None
+    def _real_batch(self, data):
+        return data[0], None                     # the batch _data_args fed from the host
 
     def _data_args(self):
         idx = self._rng.integers(0, len(self.images_host), self.config.batch_size)

@@ -468,7 +468,7 @@ def _given(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> se
 def main(argv: list[str] | None = None) -> int:
     "Console entry point of `gan-tl`."
     from gan_tl_course.core import BadValue
-    from gan_tl_course.train import NonFiniteLossError
+    from gan_tl_course.runs import NonFiniteLossError
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = make_parser()
     args = parser.parse_args(argv)

@@ -5,23 +5,29 @@
 # %% ../nbs/05b_runs.ipynb #072f8e19
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+import keras
 import numpy as np
+from keras import ops
 
 from .core import check_output_dir, runtime_info, sha256_file
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'CHECKPOINTS', 'run_contents', 'holds_run', 'RunExistsError', 'check_new_run',
-           'move_aside', 'start_run', 'RunRecordError', 'RunConflict', 'read_run_record', 'resume_options',
-           'CheckpointError', 'write_checkpoint', 'write_state', 'read_state', 'find_checkpoint', 'verify_checkpoint',
-           'CheckpointInfo', 'list_checkpoints', 'checkpoint_to_resume', 'set_aside_newer', 'clean_partial_checkpoints']
+__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'CHECKPOINTS', 'HISTORY', 'RESUMABLE', 'run_contents', 'holds_run', 'RunExistsError',
+           'check_new_run', 'move_aside', 'start_run', 'RunRecordError', 'RunConflict', 'read_run_record',
+           'resume_options', 'CheckpointError', 'write_checkpoint', 'write_state', 'read_state', 'find_checkpoint',
+           'verify_checkpoint', 'CheckpointInfo', 'list_checkpoints', 'checkpoint_to_resume', 'set_aside_newer',
+           'clean_partial_checkpoints', 'NonFiniteLossError', 'write_history', 'read_history', 'state_values',
+           'save_state', 'checkpoint_for', 'check_fits', 'load_state']
 
 # %% ../nbs/05b_runs.ipynb #7b9eeb83
 RUN_FILES = ("run.json", "result.json", "history.csv", "evaluation.csv", "samples.png", "loss.png", "shots.png",
@@ -307,3 +313,101 @@ def clean_partial_checkpoints(run_dir: str | Path) -> list[str]:
             p.unlink()
         cleaned.append(p.name)
     return cleaned
+
+# %% ../nbs/05b_runs.ipynb #0bee8388
+class NonFiniteLossError(FloatingPointError):
+    "A loss or a weight became NaN or infinite; training stopped and no checkpoint was written."
+
+HISTORY = "history.csv"
+RESUMABLE = ("sample_every", "checkpoint_every", "keep_checkpoints", "jit_compile")  # config a resume may change
+
+def write_history(history: list[dict], path: str | Path, fields: Sequence[str]) -> None:
+    "Write a training history (one dict per step, with keys `fields`) as CSV."
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(history)
+
+def read_history(path: str | Path) -> list[dict]:
+    "Read a `history.csv` written by `write_history`: `step` as int, every other column as float."
+    with open(path) as f:
+        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+# %% ../nbs/05b_runs.ipynb #2d8fb813
+def state_values(variables: dict[str, list], step: int, last: Path | None = None) -> list[np.ndarray]:
+    "The values of a trainer's `variables` (by role) as arrays; refused if any is NaN/inf, so nothing bad is saved."
+    values = []
+    for role, vs in variables.items():
+        for v in vs:
+            value = ops.convert_to_numpy(v.value)
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise NonFiniteLossError(f"{role} variable {v.path} holds NaN or inf at step {step}; "
+                                         f"no checkpoint was written, the last good one is {last}")
+            values.append(value)
+    return values
+
+def save_state(run_dir: str | Path, step: int, models: dict[str, keras.Model], variables: dict[str, list],
+               values: list[np.ndarray], history: list[dict], fields: Sequence[str], config: dict,
+               keep: int = 3) -> Path:
+    "Write checkpoint `step`: each model as `NAME.keras`, the `values` of `variables`, the history; returns its folder."
+    def write_files(folder: Path) -> None:
+        for name, model in models.items():
+            model.save(folder / f"{name}.keras")
+        write_state(folder, values)
+        write_history(history, folder / HISTORY, fields)
+    meta = dict(config=config, backend=keras.backend.backend(), keras=keras.__version__,
+                variables=[dict(role=r, path=v.path, shape=list(v.shape), dtype=str(v.dtype))
+                           for r, vs in variables.items() for v in vs])
+    return write_checkpoint(run_dir, step, write_files, meta, keep)
+
+# %% ../nbs/05b_runs.ipynb #6bd34249
+def checkpoint_for(run_dir: Path | None, path: str | Path | None = None) -> Path:
+    "The checkpoint to restore: `path` (a checkpoint or run folder), else the run's latest (or the newest intact offered)."
+    if path is None:
+        if run_dir is None:
+            raise CheckpointError("this trainer has no run_dir: pass the checkpoint folder to restore")
+        return checkpoint_to_resume(run_dir)
+    ckpt = find_checkpoint(path)
+    if ckpt is None:
+        raise CheckpointError(f"no checkpoint at {path}: pass a checkpoint folder (with meta.json) or a run folder")
+    return ckpt
+
+def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict, run_dir: Path | None = None) -> None:
+    "Refuse a checkpoint of another architecture or method, or (for `run_dir`'s own run) of another configuration."
+    mine = [(role, v) for role, vs in variables.items() for v in vs]
+    saved = meta["variables"]
+    if len(saved) != len(mine):
+        raise CheckpointError(f"checkpoint {ckpt} holds {len(saved)} variables but this trainer has {len(mine)}: "
+                              "it belongs to another architecture or transfer method")
+    for s, (role, v) in zip(saved, mine):
+        if tuple(s["shape"]) != tuple(v.shape):
+            raise CheckpointError(f"checkpoint {ckpt} belongs to another architecture: {s['role']} variable "
+                                  f"{s['path']} has shape {tuple(s['shape'])} in the checkpoint but "
+                                  f"{v.path} has shape {tuple(v.shape)} in this model")
+    stored = meta.get("config", {})
+    changed = [(k, stored[k], config[k]) for k in config
+               if k in stored and k not in RESUMABLE and stored[k] != config[k]]
+    if run_dir is not None and changed:
+        raise RunConflict(run_dir, changed)
+
+def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Path | None = None) -> tuple[list[dict], bool]:
+    """Check that checkpoint `ckpt` fits, then assign its values to `variables`; returns `(history, own)`, `own` when
+    it is `run_dir`'s own checkpoint (then the run is continued: newer checkpoints are set aside, with a warning)."""
+    meta = verify_checkpoint(ckpt)
+    own = run_dir is not None and ckpt.resolve().parent == (Path(run_dir) / CHECKPOINTS).resolve()
+    check_fits(ckpt, meta, variables, config, run_dir if own else None)
+    flat = [v for vs in variables.values() for v in vs]
+    values = read_state(ckpt, len(flat))
+    try:
+        history = read_history(ckpt / HISTORY)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{ckpt / HISTORY} cannot be read ({type(e).__name__}: {e})") from None
+    for v, value in zip(flat, values):
+        v.assign(value)
+    if own:
+        clean_partial_checkpoints(run_dir)
+        moved = set_aside_newer(ckpt)
+        if moved:
+            warnings.warn(f"continuing {run_dir} from {ckpt.name}: the newer checkpoints "
+                          f"{', '.join(p.name for p in moved)} were moved to {moved[0].parent} (kept for inspection)")
+    return history, own

@@ -5,9 +5,6 @@
 # %% ../nbs/05_train.ipynb #2ef6d76c
 from __future__ import annotations
 
-import csv
-import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,12 +20,11 @@ from .core import check_number, image_grid, save_png
 from .data import DeviceImages
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 from .runs import (
-    CheckpointError, RunConflict, checkpoint_to_resume, clean_partial_checkpoints, find_checkpoint, read_state,
-    set_aside_newer, start_run, verify_checkpoint, write_checkpoint, write_state)
+    NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, save_state, start_run, state_values)
 
 # %% auto #0
-__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'NonFiniteLossError',
-           'num_label_classes', 'GANTrainer', 'generate_images', 'read_history', 'plot_history']
+__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'num_label_classes', 'GANTrainer',
+           'generate_images', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -181,10 +177,6 @@ class TrainConfig:
             raise ValueError("TrainConfig.ada_target adapts how often `augment` is applied: set an augment policy "
                              "too, e.g. augment='color,translation,cutout'")
 
-# %% ../nbs/05_train.ipynb #edcca19d
-class NonFiniteLossError(FloatingPointError):
-    "A loss became NaN or infinite; training stopped and no checkpoint was written."
-
 # %% ../nbs/05_train.ipynb #052df895
 METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p")
 
@@ -275,98 +267,67 @@ class GANTrainer:
 
 # %% ../nbs/05_train.ipynb #d9b75a02
 @patch
-def _g_inputs(self: GANTrainer, z, y):
-    return [z, y] if self.conditional else z
-
-@patch
-def _d_inputs(self: GANTrainer, x, y):
-    return [x, y] if self.conditional else x
-
-@patch
-def _sample_batch(self: GANTrainer, data):
-    "A real batch (and labels) drawn on the device, plus latent vectors and labels for fakes."
-    b = self.config.batch_size
+def _real_batch(self: GANTrainer, data) -> tuple:
+    "A batch of real images in [-1, 1] (and their labels), drawn inside the compiled step from the device copy."
     images, labels = data
-    idx = keras.random.randint((b,), 0, len(self.data), seed=self.seed)
-    real = DeviceImages.take(images, idx)
-    y_real = ops.take(labels, idx, axis=0) if self.conditional else None
-    z = keras.random.normal((b, self.latent_dim), seed=self.seed)
-    y_fake = keras.random.randint((b,), 0, self.num_classes, seed=self.seed) if self.conditional else None
-    return real, y_real, z, y_fake
-
-@patch
-def _augment(self: GANTrainer, x):
-    "DiffAugment with the run's policy; each image with probability `augment_p` under ADA, else always."
-    if not self.config.augment:
-        return x
-    p = self.augment_p if self.config.ada_target else 1.0
-    return diff_augment(x, self.config.augment, seed=self.seed, p=p)
-
-@patch
-def _adapt_augment_p(self: GANTrainer, real_sign):
-    "ADA's controller: raise p when D is over-confident on reals (E[sign D(real)] above target), else lower it."
-    c = self.config
-    step = ops.sign(real_sign - c.ada_target) * (c.batch_size / c.ada_images)
-    self.augment_p.assign(ops.clip(self.augment_p + step, 0.0, 1.0))
-
-@patch
-def _d_loss(self: GANTrainer, real, y_real, z, y_fake):
-    c, D = self.config, self.discriminator
-    fake = ops.stop_gradient(self.generator(self._g_inputs(z, y_fake), training=True))
-    real_aug, fake_aug = self._augment(real), self._augment(fake)
-    critic = lambda x: D(self._d_inputs(x, y_real), training=True)
-    if c.r1_gamma > 0:
-        real_logits, grad = input_gradient(critic, real_aug)
-        penalty = 0.5 * c.r1_gamma * r1_penalty(grad)
-    else:
-        real_logits, penalty = critic(real_aug), ops.zeros((), "float32")
-    fake_logits = D(self._d_inputs(fake_aug, y_fake), training=True)
-    if c.gp_weight > 0:
-        mixed = interpolate(real_aug, fake_aug, self.seed)
-        _, grad = input_gradient(critic, mixed)
-        penalty = penalty + c.gp_weight * gradient_penalty(grad)
-    if self.d_penalty is not None:
-        penalty = penalty + self.d_penalty()
-    loss = self.loss.d(real_logits, fake_logits) + penalty
-    real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
-    return loss, (ops.mean(real_logits), ops.mean(fake_logits), penalty, ops.mean(ops.sign(real_logits)))
-
-@patch
-def _g_loss(self: GANTrainer, z, y):
-    fake = self.generator(self._g_inputs(z, y), training=True)
-    logits = self.discriminator(self._d_inputs(self._augment(fake), y), training=True)
-    loss = self.loss.g(logits)
-    if self.g_penalty is not None:
-        loss = loss + self.g_penalty(z)
-    return loss, ()
-
-@patch
-def _update_ema(self: GANTrainer):
-    "EMA of G's trainable weights (decay warmed up over the first steps); other variables are copied."
-    step = ops.cast(self.g_optimizer.iterations, "float32")
-    decay = ops.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-    trainable = {id(v) for v in self.generator.trainable_variables}
-    for e, w in zip(self.ema_generator.variables, self.generator.variables):
-        if id(w) in trainable:
-            e.assign(decay * e + (1.0 - decay) * ops.stop_gradient(w))
-        else:
-            e.assign(w)
+    idx = keras.random.randint((self.config.batch_size,), 0, len(self.data), seed=self.seed)
+    return DeviceImages.take(images, idx), (ops.take(labels, idx, axis=0) if self.conditional else None)
 
 @patch
 def _train_step(self: GANTrainer, data):
-    "One D step, one G step and the EMA update; returns the metrics vector (see `METRICS`)."
-    real, y_real, z, y_fake = self._sample_batch(data)
-    d_loss, (real_logit, fake_logit, penalty, real_sign), d_grads = value_and_grad(
-        lambda: self._d_loss(real, y_real, z, y_fake), self.d_variables)
+    "One GAN step: a D step, a G step and the EMA update, for every backend; returns the `METRICS` vector."
+    c, G, D, seed, b = self.config, self.generator, self.discriminator, self.seed, self.config.batch_size
+    g_in = lambda z, y: [z, y] if self.conditional else z        # a class-conditional pair also takes labels
+    d_in = lambda x, y: [x, y] if self.conditional else x
+    # DiffAugment: the same random transforms on reals and fakes, differentiable, so G learns through them and
+    # D cannot memorise a few images. Under ADA each image is transformed with probability augment_p.
+    p = self.augment_p if c.ada_target else 1.0
+    augment = (lambda x: diff_augment(x, c.augment, seed=seed, p=p)) if c.augment else (lambda x: x)
+    real, y_real = self._real_batch(data)
+    z = keras.random.normal((b, self.latent_dim), seed=seed)
+    y_fake = keras.random.randint((b,), 0, self.num_classes, seed=seed) if self.conditional else None
+
+    def d_loss_fn():
+        fake = ops.stop_gradient(G(g_in(z, y_fake), training=True))   # the D step must not move G
+        real_aug, fake_aug = augment(real), augment(fake)
+        critic = lambda x: D(d_in(x, y_real), training=True)
+        if c.r1_gamma > 0:   # R1: D's slope on *real* images only, so D cannot overshoot where the data is
+            real_logits, grad = input_gradient(critic, real_aug)
+            penalty = 0.5 * c.r1_gamma * r1_penalty(grad)
+        else:
+            real_logits, penalty = critic(real_aug), ops.zeros((), "float32")
+        fake_logits = D(d_in(fake_aug, y_fake), training=True)
+        if c.gp_weight > 0:  # WGAN-GP: a slope of 1 on points between reals and fakes
+            _, grad = input_gradient(critic, interpolate(real_aug, fake_aug, seed))
+            penalty = penalty + c.gp_weight * gradient_penalty(grad)
+        if self.d_penalty is not None:   # a transfer method's regulariser on D (chapter 8)
+            penalty = penalty + self.d_penalty()
+        loss = self.loss.d(real_logits, fake_logits) + penalty
+        real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+        return loss, (ops.mean(real_logits), ops.mean(fake_logits), penalty, ops.mean(ops.sign(real_logits)))
+    d_loss, (real_logit, fake_logit, penalty, real_sign), d_grads = value_and_grad(d_loss_fn, self.d_variables)
     self.d_optimizer.apply(d_grads, self.d_variables)
-    if self.config.ada_target:
-        self._adapt_augment_p(real_sign)
-    z = keras.random.normal((self.config.batch_size, self.latent_dim), seed=self.seed)
-    g_loss, _, g_grads = value_and_grad(lambda: self._g_loss(z, y_fake), self.g_variables)
-    if self.g_gradient_scale is not None:
-        g_grads = [g * ops.cast(s, g.dtype) for g, s in zip(g_grads, self.g_gradient_scale(self.g_optimizer.iterations))]
+    if c.ada_target:  # ADA's controller: augment more while D is surer of the reals than the target, else less
+        self.augment_p.assign(ops.clip(self.augment_p + ops.sign(real_sign - c.ada_target) * (b / c.ada_images),
+                                       0.0, 1.0))
+
+    z = keras.random.normal((b, self.latent_dim), seed=seed)     # a fresh latent batch for the G step
+    def g_loss_fn():
+        loss = self.loss.g(D(d_in(augment(G(g_in(z, y_fake), training=True)), y_fake), training=True))
+        return (loss if self.g_penalty is None else loss + self.g_penalty(z)), ()   # + a method's G regulariser
+    g_loss, _, g_grads = value_and_grad(g_loss_fn, self.g_variables)
+    if self.g_gradient_scale is not None:  # a method that trains some variables later scales their gradients by 0
+        scales = self.g_gradient_scale(self.g_optimizer.iterations)
+        g_grads = [g * ops.cast(s, g.dtype) for g, s in zip(g_grads, scales)]
     self.g_optimizer.apply(g_grads, self.g_variables)
-    self._update_ema()
+
+    # The EMA generator samples and is evaluated: it averages out GAN training's oscillation. Its decay warms up
+    # from 0.1, so early samples do not stay at the random initialisation; BatchNorm statistics are copied.
+    step = ops.cast(self.g_optimizer.iterations, "float32")
+    decay = ops.minimum(c.ema_decay, (1.0 + step) / (10.0 + step))
+    trainable = {id(v) for v in G.trainable_variables}
+    for e, w in zip(self.ema_generator.variables, G.variables):
+        e.assign(decay * e + (1.0 - decay) * ops.stop_gradient(w) if id(w) in trainable else w)
     return ops.stack([ops.cast(v, "float32") for v in (d_loss, g_loss, real_logit, fake_logit, penalty,
                                                          self.augment_p)])
 
@@ -440,7 +401,6 @@ def train(self: GANTrainer, steps: int, progress: bool = True,
         raise ValueError(f"steps ({steps}) must be a multiple of steps_per_call ({k})")
     self.open_run()
     bar = tqdm(total=steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
     try:
         while self.step < steps:
             m = self.train_calls(1)
@@ -455,7 +415,6 @@ def train(self: GANTrainer, steps: int, progress: bool = True,
                     self.save_checkpoint()
     finally:
         bar.close()
-    self.seconds = time.perf_counter() - t0
     return self.history
 
 @patch
@@ -463,18 +422,6 @@ def save_samples(self: GANTrainer) -> Path:
     "Write a grid of EMA-generator samples for the fixed latent vectors to `run_dir/samples/step_NNNNNN.png`."
     self.open_run()
     return save_png(image_grid(self.generate(n=64), ncols=8), self.run_dir / "samples" / f"step_{self.step:06d}.png")
-
-# %% ../nbs/05_train.ipynb #0a512087
-def _write_history(history: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", *METRICS])
-        writer.writeheader()
-        writer.writerows(history)
-
-def read_history(path: str | Path) -> list[dict]:
-    "Read a `history.csv` written by the trainer."
-    with open(path) as f:
-        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
 # %% ../nbs/05_train.ipynb #37a29108
 @patch
@@ -495,84 +442,29 @@ def open_run(self: GANTrainer) -> None:
         self.start_run()
 
 @patch
-def save_checkpoint(self: GANTrainer) -> Path:
-    "Write a checkpoint of the whole run state atomically (refused if any weight is NaN/inf); returns its folder."
-    if self.run_dir is None:
-        raise ValueError("this trainer has no run_dir; pass run_dir=... to save checkpoints")
-    variables = [(role, v) for role, vs in self.state_variables.items() for v in vs]
-    values = [ops.convert_to_numpy(v.value) for _, v in variables]
-    for (role, v), value in zip(variables, values):
-        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            raise NonFiniteLossError(f"{role} variable {v.path} holds NaN or inf at step {self.step}; "
-                                     f"no checkpoint was written, the last good one is {self.latest_checkpoint()}")
-    self.open_run()
-    clean_partial_checkpoints(self.run_dir)
-    def write_files(folder: Path) -> None:
-        for name in ("generator", "discriminator", "ema_generator"):
-            getattr(self, name).save(folder / f"{name}.keras")
-        write_state(folder, values)
-        _write_history(self.history, folder / "history.csv")
-    meta = dict(config=asdict(self.config), backend=keras.backend.backend(), keras=keras.__version__,
-                variables=[dict(role=r, path=v.path, shape=list(v.shape), dtype=str(v.dtype)) for r, v in variables])
-    return write_checkpoint(self.run_dir, self.step, write_files, meta, self.config.keep_checkpoints)
-
-@patch
 def latest_checkpoint(self: GANTrainer) -> Path | None:
     "The folder of the newest complete checkpoint of this run, or None."
     return find_checkpoint(self.run_dir) if self.run_dir else None
 
 # %% ../nbs/05_train.ipynb #83304df0
-_BOOKKEEPING = ("sample_every", "checkpoint_every", "keep_checkpoints", "jit_compile")  # may differ on resume
-
 @patch
-def _check_fits(self: GANTrainer, ckpt: Path, meta: dict, same_run: bool) -> None:
-    "Refuse a checkpoint of another architecture, method or (when continuing the same run) configuration."
-    variables = [(role, v) for role, vs in self.state_variables.items() for v in vs]
-    saved = meta["variables"]
-    if len(saved) != len(variables):
-        raise CheckpointError(f"checkpoint {ckpt} holds {len(saved)} variables but this trainer has {len(variables)}: "
-                              "it belongs to another architecture or transfer method")
-    for s, (role, v) in zip(saved, variables):
-        if tuple(s["shape"]) != tuple(v.shape):
-            raise CheckpointError(f"checkpoint {ckpt} belongs to another architecture: {s['role']} variable "
-                                  f"{s['path']} has shape {tuple(s['shape'])} in the checkpoint but "
-                                  f"{v.path} has shape {tuple(v.shape)} in this model")
-    stored, now = meta.get("config", {}), asdict(self.config)
-    changed = [(k, stored[k], now[k]) for k in now if k in stored and k not in _BOOKKEEPING and stored[k] != now[k]]
-    if same_run and changed:
-        raise RunConflict(self.run_dir, changed)
+def save_checkpoint(self: GANTrainer) -> Path:
+    "Write a checkpoint of the whole run state atomically (refused if any weight is NaN/inf); returns its folder."
+    if self.run_dir is None:
+        raise ValueError("this trainer has no run_dir; pass run_dir=... to save checkpoints")
+    values = state_values(self.state_variables, self.step, self.latest_checkpoint())
+    self.open_run()
+    models = {"generator": self.generator, "discriminator": self.discriminator, "ema_generator": self.ema_generator}
+    return save_state(self.run_dir, self.step, models, self.state_variables, values, self.history,
+                      ("step", *METRICS), asdict(self.config), self.config.keep_checkpoints)
 
-# %% ../nbs/05_train.ipynb #3db8e14a
 @patch
 def restore(self: GANTrainer, path: str | Path | None = None) -> int:
     """Load the whole run state from a checkpoint: by default this run's latest (if it is damaged, the error names the
     newest intact one). Continuing the run's own checkpoint claims the run and sets newer checkpoints aside."""
-    if path is None:
-        if self.run_dir is None:
-            raise CheckpointError("this trainer has no run_dir: pass the checkpoint folder to restore")
-        ckpt = checkpoint_to_resume(self.run_dir)
-    else:
-        ckpt = find_checkpoint(path)
-        if ckpt is None:
-            raise CheckpointError(f"no checkpoint at {path}: pass a checkpoint folder (with meta.json) or a run folder")
-    meta = verify_checkpoint(ckpt)
-    own = self.run_dir is not None and ckpt.resolve().parent == (self.run_dir / "checkpoints").resolve()
-    self._check_fits(ckpt, meta, same_run=own)
-    variables = [v for vs in self.state_variables.values() for v in vs]
-    values = read_state(ckpt, len(variables))
-    try:
-        history = read_history(ckpt / "history.csv")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{ckpt / 'history.csv'} cannot be read ({type(e).__name__}: {e})") from None
-    for v, value in zip(variables, values):
-        v.assign(value)
-    self.history = history
+    ckpt = checkpoint_for(self.run_dir, path)
+    self.history, own = load_state(ckpt, self.state_variables, asdict(self.config), self.run_dir)
     if own:
-        clean_partial_checkpoints(self.run_dir)
-        moved = set_aside_newer(ckpt)
-        if moved:
-            warnings.warn(f"continuing {self.run_dir} from {ckpt.name}: the newer checkpoints "
-                          f"{', '.join(p.name for p in moved)} were moved to {moved[0].parent} (kept for inspection)")
         self.run_started = True
     else:
         self.restored_from = ckpt
