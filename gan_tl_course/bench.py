@@ -13,7 +13,7 @@ from keras import ops
 
 from .core import runtime_info, set_seed, to_unit
 from .losses import get_loss
-from .models import build_gan
+from .models import build_gan, latent_dim_of
 from .train import GANTrainer, TrainConfig
 
 # %% auto #0
@@ -24,7 +24,7 @@ def keras_io_loop(generator, discriminator, images: np.ndarray, batch_size: int,
                   lr: float = 2e-4, beta_1: float = 0.5):
     "A keras-io-style DCGAN loop (tf.data + `tf.function` per step); returns `run(steps) -> last losses`."
     import tensorflow as tf
-    gan_loss, latent_dim = get_loss(loss), int(generator.inputs[0].shape[-1])
+    gan_loss, latent_dim = get_loss(loss), latent_dim_of(generator)
     g_opt = keras.optimizers.Adam(lr, beta_1=beta_1)
     d_opt = keras.optimizers.Adam(lr, beta_1=beta_1)
     data = (tf.data.Dataset.from_tensor_slices(images).shuffle(min(len(images), 10_000)).repeat()

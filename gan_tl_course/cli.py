@@ -40,7 +40,8 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--batch", type=int, default=64, help="batch size")
     p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0 = off)")
-    p.add_argument("--augment", default="", help="DiffAugment policy, e.g. color,translation,cutout")
+    p.add_argument("--augment", default="none", help="'none', 'diffaugment', 'ada' or a DiffAugment policy such as "
+                   "color,translation (the words of finetune); 60,000 images need none")
     p.add_argument("--lr", type=float, default=2e-4, help="learning rate of both optimizers")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--seed", type=int, default=0)
@@ -78,6 +79,15 @@ def _resume_checkpoint(out: Path, spec: str) -> Path:
         raise CLIError(f"--resume {spec}: {path} is not a checkpoint of the run in {out} (its checkpoints: {have})")
     return ckpt
 
+def _check_steps(args: argparse.Namespace) -> None:
+    "Refuse a --steps that is not a whole number of compiled calls (of --steps-per-call, or the trainer's 10)."
+    from gan_tl_course.train import TrainConfig
+    k = getattr(args, "steps_per_call", TrainConfig.steps_per_call)
+    if args.steps % k:
+        low, high = args.steps // k * k, (args.steps // k + 1) * k
+        raise CLIError(f"--steps {args.steps} is not a whole number of compiled calls of {k} steps: pass "
+                       + (f"{low} or {high}" if low else f"{high}"))
+
 def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: tuple = ()) -> Path | None:
     """Check --out, --steps, --resume and --overwrite before anything is loaded. A resume takes the run's recorded
     options into `args` (refusing one given with another value) and returns the checkpoint to continue."""
@@ -87,26 +97,20 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
     check_number("--steps", args.steps, 1, integer=True, hint="the total number of optimisation steps")
     if args.resume is None:
         check_new_run(args.out, args.overwrite, "--out")
+        _check_steps(args)
         return None
     if args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite moves it aside: choose one")
     stored = resume_options(args.out, kind, {k: getattr(args, k) for k in keys if k in args.given}, keys, _option)
     for k in keys + tuple(b for b in bookkeeping if b not in args.given and b in stored):
         setattr(args, k, stored[k])
+    _check_steps(args)
     checkpoint = _resume_checkpoint(args.out, args.resume)
     reached = verify_checkpoint(checkpoint)["step"]
     if args.steps < reached:
         raise CLIError(f"--steps {args.steps} is below step {reached}, which the run reached ({checkpoint}); "
                        f"--steps is the run's total: pass {reached} or more")
     return checkpoint
-
-def _load_options(args: argparse.Namespace) -> dict:
-    "Keyword arguments for `load_dataset`: an image folder is resized to the preset's shape."
-    from gan_tl_course.models import PRESETS
-    if Path(args.dataset.split(":")[0]).expanduser().is_dir():
-        h, w, c = PRESETS[args.preset]["image_shape"]
-        return dict(size=(h, w), channels=c)
-    return {"download": True} if args.download else {}
 
 def _write_result(out: Path, step: int, seconds: float, command_line: str) -> None:
     "Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands."
@@ -138,18 +142,21 @@ def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
     from gan_tl_course.core import check_number, set_seed, sha256_arrays
-    from gan_tl_course.data import load_dataset
-    from gan_tl_course.models import build_gan
+    from gan_tl_course.data import as_image_set
+    from gan_tl_course.models import PRESETS, build_gan
     from gan_tl_course.runs import resume_options
     from gan_tl_course.train import GANTrainer, TrainConfig
+    from gan_tl_course.transfer import augment_setting
     checkpoint = _prepare_run(args, "pretrain", _PRETRAIN_KEYS, _BOOKKEEPING)
     if args.limit is not None:
         check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
+    policy, ada_target = augment_setting(args.augment)
     config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
-                         augment=args.augment, steps_per_call=args.steps_per_call, seed=args.seed,
+                         augment=policy, ada_target=ada_target, steps_per_call=args.steps_per_call, seed=args.seed,
                          sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     keras.config.set_dtype_policy(args.precision)
-    data = load_dataset(args.dataset, **_load_options(args))
+    data = as_image_set(args.dataset, PRESETS[args.preset]["image_shape"], "--dataset",
+                        f"--preset {args.preset} makes", **({"download": True} if args.download else {}))
     if args.limit:
         data = data.take(np.arange(min(args.limit, len(data))))
     options = {k: getattr(args, k) for k in _PRETRAIN_KEYS + _BOOKKEEPING}
@@ -158,7 +165,6 @@ def pretrain_command(args: argparse.Namespace) -> int:
         resume_options(args.out, "pretrain", {"data_sha256": options["data_sha256"]}, label=_option)
     set_seed(args.seed)
     g, d = build_gan(args.preset, width=args.width)
-    steps = -(-args.steps // config.steps_per_call) * config.steps_per_call
     trainer = GANTrainer(g, d, data, config, run_dir=args.out)
     if checkpoint:
         print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
@@ -166,7 +172,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
         trainer.start_run("pretrain", options, args.overwrite)
         _say_started(trainer, args.out)
     t0 = time.perf_counter()
-    trainer.train(steps, progress=not args.quiet)
+    trainer.train(args.steps, progress=not args.quiet)
     seconds = time.perf_counter() - t0
     _write_run(trainer, args.out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/generator.keras, "
@@ -177,7 +183,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
 _FINETUNE_KEYS = ("source", "target", "shots", "method", "k", "strength", "mine_steps", "augment", "seed")
 
 def _add_finetune(sub) -> None:
-    from gan_tl_course.transfer import METHODS
+    from gan_tl_course.transfer import AUGMENT, METHODS
     p = sub.add_parser("finetune", help="adapt a pretrained GAN to a few target images",
                        description="Fine-tune a pretrained source GAN on a target data set or image folder "
                                    "with a transfer method (chapter 8).")
@@ -190,9 +196,9 @@ def _add_finetune(sub) -> None:
     p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g)")
     p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
     p.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
-    p.add_argument("--augment", default="diffaugment",
-                   help="'diffaugment', 'ada', a DiffAugment policy, or '' for none (lesson 9: DiffAugment keeps "
-                        "10 images from being copied; from 100 images on, '' scored better within 1,000 steps)")
+    p.add_argument("--augment", default=AUGMENT,
+                   help="'diffaugment', 'ada', 'none' or a DiffAugment policy (lesson 9: DiffAugment keeps 10 images "
+                        "from being copied; from 100 images on, 'none' scored better within 1,000 steps)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
     _add_run_folder(p)
@@ -202,14 +208,15 @@ def finetune_command(args: argparse.Namespace) -> int:
     "Run `gan-tl finetune`: draw the shots, adapt the source, write the models and pictures."
     import keras
     from gan_tl_course.core import check_number, image_grid, save_png
-    from gan_tl_course.data import few_shot
+    from gan_tl_course.data import as_image_set, few_shot
+    from gan_tl_course.models import image_shape_of
     from gan_tl_course.transfer import _source_models, fine_tune
     checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
     missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
     if missing:
         raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
     source = _source_models(args.source)
-    target = _load_real(args.target, tuple(int(s) for s in source[0].outputs[0].shape[1:]))
+    target = as_image_set(args.target, image_shape_of(source[0]), "--target")
     if args.shots is not None:
         check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
     shots = few_shot(target, args.shots, seed=args.seed)[0] if args.shots is not None else target
@@ -265,7 +272,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 # %% ../nbs/11_cli.ipynb #f57bbd6e
 def _add_transfer_bench(sub) -> None:
-    from gan_tl_course.transfer import METHODS
+    from gan_tl_course.transfer import AUGMENT, METHODS
     p = sub.add_parser("transfer-bench", help="the few-shot benchmark: methods x shots x seeds on near/far targets",
                        description="Fine-tune shipped sources with every method on a few target images, for several "
                                    "shot counts and seeds, under one step budget; evaluate each against held-out "
@@ -277,7 +284,7 @@ def _add_transfer_bench(sub) -> None:
                    help=f"any of {', '.join(METHODS)} (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
-    p.add_argument("--augment", default="diffaugment", help="'diffaugment', 'ada', a DiffAugment policy or ''")
+    p.add_argument("--augment", default=AUGMENT, help="'diffaugment', 'ada', 'none' or a DiffAugment policy")
     p.add_argument("--n", type=int, default=2000, help="images per evaluation set")
     p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
@@ -319,12 +326,13 @@ def load_generator(path: str | Path):
 def sample_command(args: argparse.Namespace) -> int:
     "Run `gan-tl sample`: write a PNG grid of `--n` samples."
     from gan_tl_course.core import check_number, check_output_file, image_grid, save_png
+    from gan_tl_course.models import latent_dim_of
     from gan_tl_course.train import generate_images
     out = check_output_file(args.out, "--out", ".png")
     check_number("--seed", args.seed, 0, integer=True)
     check_number("--n", args.n, 1, integer=True, hint="the number of samples to draw")
     g = load_generator(args.generator)
-    z = np.random.default_rng(args.seed).standard_normal((args.n, int(g.inputs[0].shape[-1]))).astype("float32")
+    z = np.random.default_rng(args.seed).standard_normal((args.n, latent_dim_of(g))).astype("float32")
     try:
         images = generate_images(g, z)
     except ValueError as e:
@@ -386,26 +394,19 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     p.set_defaults(func=evaluate_command)
 
-def _load_real(spec: str, image_shape: tuple[int, int, int]):
-    "A data set by name, or a folder resized to `image_shape`; CLIError when it does not fit the generator."
-    from gan_tl_course.data import load_dataset
-    folder = Path(spec.split(":")[0]).expanduser().is_dir()
-    data = load_dataset(spec, size=image_shape[:2], channels=image_shape[2]) if folder else load_dataset(spec)
-    if data.image_shape != image_shape:
-        raise CLIError(f"{spec} holds images of shape {data.image_shape} but the generator makes {image_shape}")
-    return data
-
 def evaluate_command(args: argparse.Namespace) -> int:
     "Run `gan-tl evaluate`: print the report and optionally write it as JSON."
     from gan_tl_course.core import check_number, check_output_file
     from gan_tl_course.evaluate import MIN_N, evaluate
+    from gan_tl_course.data import as_image_set
+    from gan_tl_course.models import image_shape_of
     json_path = check_output_file(args.json, "--json", ".json") if args.json else None
     check_number("--n", args.n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 "
                  "nearest neighbours, so every set needs at least 6 images")
     g = load_generator(args.generator)
-    shape = tuple(int(s) for s in g.outputs[0].shape[1:])
-    reference = _load_real(args.reference, shape)
-    train = _load_real(args.train, shape) if args.train else None
+    shape = image_shape_of(g)
+    reference = as_image_set(args.reference, shape, "--reference")
+    train = as_image_set(args.train, shape, "--train") if args.train else None
     try:
         report = evaluate(g, reference, n=args.n, seed=args.seed, net=None if args.net == "auto" else args.net,
                           train=train)

@@ -16,9 +16,9 @@ import keras
 import numpy as np
 
 # %% auto #0
-__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'has_accelerator', 'set_seed', 'BadValue', 'check_number', 'to_unit',
-           'to_uint8', 'image_grid', 'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'cache_dir',
-           'check_output_dir', 'check_output_file']
+__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
+           'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'cache_dir', 'check_output_dir',
+           'check_output_file']
 
 # %% ../nbs/00_core.ipynb #6f6d7a1c
 def in_test_mode() -> bool:
@@ -46,10 +46,6 @@ def runtime_info() -> dict:
         devices = ["unknown"]
     return dict(backend=backend, keras=keras.__version__, devices=devices,
                 precision=keras.config.dtype_policy().name, test_mode=in_test_mode())
-
-def has_accelerator() -> bool:
-    "True when the backend sees a GPU or TPU."
-    return any(not d.startswith("cpu") for d in runtime_info()["devices"])
 
 # %% ../nbs/00_core.ipynb #b740777a
 def set_seed(seed: int) -> None:

@@ -19,13 +19,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from .core import cache_dir, sha256_file
+from .core import BadValue, cache_dir, check_number, sha256_file
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES', 'EMOJI_CLASSES',
-           'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSet', 'find_fashion_mnist', 'read_idx',
-           'load_fashion_mnist', 'load_mnist_5k', 'load_mnist', 'load_digits', 'emoji_group', 'find_emoji_font',
-           'load_emoji', 'load_image_folder', 'load_dataset', 'few_shot', 'DeviceImages']
+           'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet', 'find_fashion_mnist',
+           'read_idx', 'load_fashion_mnist', 'load_mnist_5k', 'load_mnist', 'load_digits', 'emoji_group',
+           'find_emoji_font', 'load_emoji', 'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot',
+           'DeviceImages']
 
 # %% ../nbs/01_data.ipynb #cd5e00c7
 def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
@@ -522,20 +523,44 @@ def load_dataset(name: str | Path, **kwargs) -> ImageSet:
         data = data.exclude(classes) if exclude else data.select(classes)
     return data
 
+# %% ../nbs/01_data.ipynb #d45f97c2
+ImageSpec = "ImageSet | np.ndarray | str | Path"   # what every entry point that takes images accepts
+
+def as_image_set(data, image_shape: tuple[int, int, int] | None = None, name: str = "images",
+                 shape_of: str = "the generator makes", **kwargs) -> ImageSet:
+    """An `ImageSet` from any data spec: an `ImageSet`, uint8 images `(N, H, W, C)`, a data set name or a folder
+    (resized to `image_shape`); `kwargs` go to a named set's loader (e.g. `download=True`). Images of another
+    shape than `image_shape` are refused, naming `name`."""
+    if isinstance(data, ImageSet):
+        out = data
+    elif isinstance(data, (str, Path)):
+        folder = Path(str(data).split(":")[0]).expanduser().is_dir()
+        fit = dict(size=tuple(image_shape[:2]), channels=image_shape[2]) if folder and image_shape else {}
+        out = load_dataset(data, **(fit if folder else kwargs))
+    else:
+        images = np.asarray(data)
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise BadValue(name, "an ImageSet, uint8 images (N, H, W, C), a data set name or a folder",
+                           f"{images.dtype} array of shape {images.shape}", "convert floats with core.to_uint8")
+        out = ImageSet(images, np.full(len(images), -1), [], name)
+    if image_shape is not None and out.image_shape != tuple(image_shape):
+        raise ValueError(f"{name} {out.name!r} holds images of shape {out.image_shape} but {shape_of} "
+                         f"{tuple(image_shape)}")
+    return out
+
 # %% ../nbs/01_data.ipynb #7cf38635
-def few_shot(data: ImageSet, k: int, seed: int = 0, n_reference: int | None = None) -> tuple[ImageSet, ImageSet]:
-    "`k` shots drawn with `seed` and a disjoint reference set (the rest, or `n_reference` of it)."
+def few_shot(data: ImageSet, shots: int, seed: int = 0, n_reference: int | None = None) -> tuple[ImageSet, ImageSet]:
+    "`shots` training images drawn with `seed` and a disjoint reference set (the rest, or `n_reference` of it)."
     n = len(data)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= n:
-        raise ValueError(f"k must be an int between 1 and the data set size {n}, got {k!r}")
+    check_number("shots", shots, 1, n, integer=True, hint=f"the data set {data.name!r} has {n} images")
     perm = np.random.default_rng(seed).permutation(n)
-    shots, rest = perm[:k], perm[k:]
+    train_idx, rest = perm[:shots], perm[shots:]
     if n_reference is not None:
         if not 0 <= n_reference <= len(rest):
-            raise ValueError(f"n_reference={n_reference} but only {len(rest)} images are left after {k} shots")
+            raise ValueError(f"n_reference={n_reference} but only {len(rest)} images are left after {shots} shots")
         rest = rest[:n_reference]
-    train, ref = data.take(shots), data.take(rest)
-    train.name, ref.name = f"{data.name}_k{k}_seed{seed}", f"{data.name}_ref_k{k}_seed{seed}"
+    train, ref = data.take(train_idx), data.take(rest)
+    train.name, ref.name = f"{data.name}_k{shots}_seed{seed}", f"{data.name}_ref_k{shots}_seed{seed}"
     return train, ref
 
 # %% ../nbs/01_data.ipynb #fb9ded7e
@@ -572,12 +597,3 @@ class DeviceImages:
         x = ops.take(tensor, idx, axis=0)
         # the clip only matters under XLA, which turns /127.5 into *(1/127.5) and can give 1.0000001 for 255
         return ops.clip(ops.cast(x, "float32") / 127.5 - 1.0, -1.0, 1.0)
-
-    @staticmethod
-    def sample(tensor, batch_size: int, seed):
-        "A float32 batch in [-1, 1] drawn with replacement from a uint8 `tensor`; `seed`: a `keras.random.SeedGenerator`."
-        return DeviceImages.take(tensor, keras.random.randint((batch_size,), 0, tensor.shape[0], seed=seed))
-
-    def batch(self, batch_size: int, seed):
-        "`DeviceImages.sample(self.tensor, batch_size, seed)` – for use outside compiled code."
-        return DeviceImages.sample(self.tensor, batch_size, seed)

@@ -16,11 +16,12 @@ import keras
 import numpy as np
 
 from .core import check_number, image_grid, to_uint8
-from .data import ImageSet, load_dataset
+from .data import ImageSpec, as_image_set
 from .judge import FeatureNet, feature_net, feature_net_for
 from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid, manifold_metrics,
                                    memorization, nearest_neighbours)
-from .train import generate_images, num_label_classes
+from .models import image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .train import generate_images
 
 # %% auto #0
 __all__ = ['MIN_N', 'METRIC_INFO', 'judge_class', 'Reference', 'prepare_reference', 'score', 'Report', 'evaluate', 'nearest_grid',
@@ -48,17 +49,16 @@ class Reference:
     probs_b: np.ndarray | None
     target: int | None                    # the judge class of a single-class reference
     class_map: dict[int, int]             # reference label -> judge class
-    labels_a: np.ndarray = field(repr=False, default=None)
     floor: dict = field(default_factory=dict)
 
 MIN_N = 6      # precision/recall (k = 3) and density/coverage (k = 5) need each image's 5 nearest other images
 
-def prepare_reference(reference: ImageSet | str, n: int = 10_000, seed: int = 0,
-                      net: FeatureNet | str | None = None) -> Reference:
-    "Draw disjoint real sets A and B of `n` images, embed them, and compute the real-vs-real floor."
+def prepare_reference(reference: ImageSpec, n: int = 10_000, seed: int = 0,
+                      net: FeatureNet | str | None = None, image_shape: tuple | None = None) -> Reference:
+    "Draw disjoint real sets A and B of `n` images (any data spec; a folder is resized to `image_shape`), embed them, and compute the real-vs-real floor."
     check_number("n", n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 nearest "
                  "neighbours, so every set needs at least 6 images")
-    data = load_dataset(reference) if isinstance(reference, (str, Path)) else reference
+    data = as_image_set(reference, image_shape, "reference")
     net = feature_net_for(data.image_shape) if net is None else feature_net(net)
     if len(data) < 2 * MIN_N:
         raise ValueError(f"reference {data.name!r} has {len(data)} images; evaluation needs at least {2 * MIN_N} "
@@ -74,7 +74,7 @@ def prepare_reference(reference: ImageSet | str, n: int = 10_000, seed: int = 0,
     class_map = {c: judge_class(data.class_names[c], net) for c in present}
     class_map = {c: j for c, j in class_map.items() if j is not None}
     target = class_map.get(present[0]) if len(present) == 1 else None
-    ref = Reference(data.name, n, seed, net, fa, fb, pa, pb, target, class_map, labels_a=a.labels)
+    ref = Reference(data.name, n, seed, net, fa, fb, pa, pb, target, class_map)
     ref.floor = score(fb, pb, ref)
     return ref
 
@@ -175,9 +175,9 @@ def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray
     "`(images, judge class per image or None, description)` from a generator model or an array of images."
     if isinstance(generator, keras.Model):
         rng = np.random.default_rng(seed)
-        z = rng.standard_normal((n, int(generator.inputs[0].shape[-1]))).astype("float32")
+        z = rng.standard_normal((n, latent_dim_of(generator))).astype("float32")
         labels = targets = None
-        if len(generator.inputs) > 1:
+        if is_conditional(generator):
             classes = sorted(ref.class_map) or list(range(num_label_classes(generator)))
             labels = np.asarray(classes)[np.arange(n) % len(classes)]
             if ref.class_map:
@@ -192,9 +192,9 @@ def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray
                          f"evaluate at n <= {len(images)}")
     return images[:n], None, f"{len(images):,} given images"
 
-def evaluate(generator, reference: ImageSet | str | Reference, n: int | None = None, seed: int = 0,
-             net: FeatureNet | str | None = None, train: ImageSet | np.ndarray | None = None) -> Report:
-    """Score `generator` (a Keras model or an image array) against `reference`, with the real-vs-real floor.
+def evaluate(generator, reference: ImageSpec | Reference, n: int | None = None, seed: int = 0,
+             net: FeatureNet | str | None = None, train: ImageSpec | None = None) -> Report:
+    """Score `generator` (a Keras model or an image array) against `reference` (any data spec), with the real-vs-real floor.
 
     `n` defaults to 10,000; a prepared `Reference` brings its own `n`, seed and feature network."""
     t0 = time.perf_counter()
@@ -204,12 +204,13 @@ def evaluate(generator, reference: ImageSet | str | Reference, n: int | None = N
                              f"prepare another with prepare_reference(..., n={n})")
         ref = reference
     else:
-        ref = prepare_reference(reference, 10_000 if n is None else n, seed, net)
+        shape = image_shape_of(generator) if isinstance(generator, keras.Model) else tuple(np.asarray(generator).shape[1:])
+        ref = prepare_reference(reference, 10_000 if n is None else n, seed, net, shape)
     images, targets, name = _generated(generator, ref.n, seed, ref)
     features, probs = ref.net.embed(images)
     train_features = None
     if train is not None:
-        train_features = ref.net.features(train.images if isinstance(train, ImageSet) else train)
+        train_features = ref.net.features(as_image_set(train, name="train").images)
     values = score(features, probs, ref, target=targets, train_features=train_features)
     hist = class_entropy(probs)["histogram"] if probs is not None else None
     return Report(values, ref.floor, ref.n, ref.seed, ref.net.name, ref.net.sha256, ref.name, name,
@@ -220,6 +221,7 @@ def nearest_grid(images, train_images, net: FeatureNet, n: int = 8) -> np.ndarra
     "A 2-row picture: `n` generated images on top, each one's nearest training image (judge features) below."
     images = np.asarray(images)[:n]
     _, idx = nearest_neighbours(net.features(images), net.features(train_images))
+    idx = idx[:, 0]
     top = images if images.dtype == np.uint8 else to_uint8(images)
     return image_grid(np.concatenate([top, np.asarray(train_images)[idx]]), ncols=len(top))
 
@@ -227,8 +229,8 @@ def nearest_grid(images, train_images, net: FeatureNet, n: int = 8) -> np.ndarra
 class EvaluateEvery:
     "Training callback: evaluate the EMA generator every `every` steps; reports kept in `.reports`."
 
-    def __init__(self, reference: ImageSet | str | Reference, every: int = 500, n: int = 1000, seed: int = 0,
-                 net: FeatureNet | str | None = None, train: ImageSet | None = None):
+    def __init__(self, reference: ImageSpec | Reference, every: int = 500, n: int = 1000, seed: int = 0,
+                 net: FeatureNet | str | None = None, train: ImageSpec | None = None):
         check_number("every", every, 1, integer=True, hint="steps between evaluations")
         self.reference = reference if isinstance(reference, Reference) else prepare_reference(reference, n, seed, net)
         self.every, self.seed, self.train = every, seed, train

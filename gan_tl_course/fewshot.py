@@ -17,7 +17,7 @@ import numpy as np
 from .core import check_number, image_grid, save_png
 from .data import ImageSet, few_shot, load_dataset
 from .evaluate import METRIC_INFO, MIN_N, Reference, evaluate, prepare_reference
-from .transfer import METHODS, augment_setting, fine_tune
+from .transfer import AUGMENT, METHODS, augment_setting, fine_tune
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
@@ -70,7 +70,7 @@ def _resolve_targets(targets: Sequence[str] | dict) -> dict[str, dict]:
 
 def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
                        shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
-                       seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = "diffaugment",
+                       seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = AUGMENT,
                        n_eval: int = 2000, progress: bool = False, shard: tuple[int, int] = (0, 1),
                        log=print) -> list[dict]:
     """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
@@ -99,7 +99,7 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
                          "tables would mix step budgets. Use another `out` folder for this budget.")
     done = {_cell_key(r) for r in earlier}
     todo = [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
-            if (name, k, method, augment or "none", seed, steps) not in done][index::count]
+            if (name, k, method, augment, seed, steps) not in done][index::count]
     data = {}
     for (name, k, seed), cells in groupby(todo, key=lambda cell: cell[:3]):
         spec = targets[name]
@@ -122,7 +122,7 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
 
 def samples_name(target: str, shots: int, method: str, augment: str, seed: int) -> str:
     "File name of a cell's sample grid: `near_k10_freeze_d_s0.png`, with `+augment` after the method unless DiffAugment."
-    run = method if augment == "diffaugment" else f"{method}+{augment or 'none'}"
+    run = method if augment == "diffaugment" else f"{method}+{augment}"
     return f"{target}_k{shots}_{run}_s{seed}.png"
 
 def run_cell(source, train: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
@@ -136,7 +136,7 @@ def run_cell(source, train: ImageSet, reference: Reference, method: str, augment
     if samples_png is not None:
         z = np.random.default_rng(0).standard_normal((32, trainer.latent_dim)).astype("float32")
         save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
-    row = dict(method=method, augment=augment or "none", seed=seed, steps=steps, train_seconds=round(seconds, 1),
+    row = dict(method=method, augment=augment, seed=seed, steps=steps, train_seconds=round(seconds, 1),
                n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"])
     row.update({k: report.values[k] for k in KEPT})
     return row

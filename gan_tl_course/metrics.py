@@ -176,20 +176,21 @@ def density_coverage(real, fake, k: int = 5) -> dict:
     return dict(density=m["density"], coverage=m["coverage"])
 
 # %% ../nbs/06_metrics.ipynb #dc4e28cd
-def nearest_neighbours(queries, references) -> tuple[np.ndarray, np.ndarray]:
-    "Euclidean distance and index of each query row's nearest row of `references`."
+def nearest_neighbours(queries, references, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    "Euclidean distances and indices `(N, k)` of each query row's `k` nearest rows of `references`, nearest first."
     queries, references = check_features(queries, references)
-    dist, idx = np.empty(len(queries)), np.empty(len(queries), np.int64)
+    if not 1 <= k <= len(references):
+        raise ValueError(f"k must be between 1 and the number of references {len(references)}; got {k}")
+    dist, idx = np.empty((len(queries), k)), np.empty((len(queries), k), np.int64)
     for s, d2 in _sq_dist_chunks(queries, references):
-        j = d2.argmin(1)
+        j = d2.argmin(1)[:, None] if k == 1 else np.argsort(d2, axis=1, kind="stable")[:, :k]
         idx[s:s + len(d2)] = j
-        dist[s:s + len(d2)] = np.sqrt(d2[np.arange(len(d2)), j])
+        dist[s:s + len(d2)] = np.sqrt(np.take_along_axis(d2, j, axis=1))
     return dist, idx
 
 def memorization(fake, train, heldout, quantile: float = 0.01) -> dict:
     "Distances of generated (`fake`) and `heldout` real features to the nearest `train` feature, compared."
-    fake_d, _ = nearest_neighbours(fake, train)
-    held_d, _ = nearest_neighbours(heldout, train)
+    fake_d, held_d = nearest_neighbours(fake, train)[0][:, 0], nearest_neighbours(heldout, train)[0][:, 0]
     held_median = float(np.median(held_d))
     if held_median == 0:
         raise ValueError("the held-out images coincide with training images (median distance 0); "

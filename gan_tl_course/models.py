@@ -14,7 +14,7 @@ from .core import check_number
 
 # %% auto #0
 __all__ = ['PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers', 'call_inputs',
-           'load_model_file', 'check_same_architecture']
+           'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of', 'is_conditional', 'num_label_classes']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
@@ -127,6 +127,12 @@ def call_inputs(model: keras.Model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 # %% ../nbs/02_models.ipynb #6d754e33
+def copy_model(model: keras.Model) -> keras.Model:
+    "An independent copy of `model` with the same weights (a transfer method changes its copy, never the source)."
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
 def load_model_file(path: str | Path, role: str = "model") -> keras.Model:
     "Load a `.keras` file (uncompiled); a missing or unloadable file is an error that names it and the `role` it was for."
     path = Path(path)
@@ -140,15 +146,19 @@ def load_model_file(path: str | Path, role: str = "model") -> keras.Model:
                          "damaged or was not written by Keras: write it again, or use another file") from None
 
 # %% ../nbs/02_models.ipynb #1c4aba02
-def check_same_architecture(expected: keras.Model, got: keras.Model) -> None:
-    "Raise `ValueError` naming the first variable whose path or shape differs (and any count mismatch)."
-    ev, gv = expected.weights, got.weights
-    count = (f" ({len(ev)} variables expected, {len(gv)} found)" if len(ev) != len(gv) else "")
-    for a, b in zip(ev, gv):
-        if a.path != b.path or tuple(a.shape) != tuple(b.shape):
-            raise ValueError(f"architecture mismatch at variable {a.path!r}: expected shape {tuple(a.shape)}, "
-                             f"got {b.path!r} with shape {tuple(b.shape)}{count}")
-    if count:
-        extra = (gv if len(gv) > len(ev) else ev)[min(len(ev), len(gv))]
-        raise ValueError(f"architecture mismatch: variable count differs{count}; first unmatched variable "
-                         f"{extra.path!r} with shape {tuple(extra.shape)}")
+def latent_dim_of(generator: keras.Model) -> int:
+    "Size of a generator's latent input `z`."
+    return int(generator.inputs[0].shape[-1])
+
+def image_shape_of(model: keras.Model) -> tuple[int, int, int]:
+    "`(H, W, C)` of the images a generator makes, or a discriminator takes."
+    tensor = model.outputs[0] if len(model.outputs[0].shape) == 4 else model.inputs[0]
+    return tuple(int(s) for s in tensor.shape[1:])
+
+def is_conditional(model: keras.Model) -> bool:
+    "True for a class-conditional generator or discriminator (it takes labels as a second input)."
+    return len(model.inputs) > 1
+
+def num_label_classes(model: keras.Model) -> int:
+    "Number of classes of a class-conditional model (the size of its label embedding)."
+    return int(next(l for l in model.layers if isinstance(l, keras.layers.Embedding)).input_dim)

@@ -17,14 +17,15 @@ from fastcore.basics import patch
 
 from .augment import diff_augment, parse_policy
 from .core import check_number, image_grid, save_png
-from .data import DeviceImages
+from .data import DeviceImages, as_image_set
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
+from .models import copy_model, image_shape_of, is_conditional, latent_dim_of, num_label_classes
 from .runs import (
     NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, save_state, start_run, state_values)
 
 # %% auto #0
-__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'num_label_classes', 'GANTrainer',
-           'generate_images', 'plot_history']
+__all__ = ['METRICS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'GANTrainer', 'generate_images',
+           'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -180,23 +181,20 @@ class TrainConfig:
 # %% ../nbs/05_train.ipynb #052df895
 METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p")
 
-def num_label_classes(generator: keras.Model) -> int:
-    "Number of classes of a class-conditional generator (the size of its label embedding)."
-    return int(next(l for l in generator.layers if isinstance(l, keras.layers.Embedding)).input_dim)
-
-def _as_arrays(images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
-    "Accept an `ImageSet` (anything with `.images`/`.labels`) or a uint8 array; validate."
-    if hasattr(images, "images"):
-        labels = getattr(images, "labels", None) if labels is None else labels
-        images = images.images
-    images = np.asarray(images)
-    if images.ndim != 4 or images.dtype != np.uint8:
-        raise ValueError(f"training images must be uint8 of shape (N, H, W, C); got {images.dtype} {images.shape}")
-    if labels is not None:
-        labels = np.asarray(labels).astype("int32").reshape(-1)
-        if len(labels) != len(images):
-            raise ValueError(f"{len(labels)} labels for {len(images)} images")
-    return images, labels
+def _training_set(generator: keras.Model, discriminator: keras.Model, images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    "The images (any data spec, chapter 1) and labels to train on, checked against both models' shapes."
+    made, taken = image_shape_of(generator), image_shape_of(discriminator)
+    if made != taken:
+        raise ValueError(f"shapes disagree: the generator makes {made} images but the discriminator takes {taken}; "
+                         "build both models for the images' shape")
+    data = as_image_set(images, made, "images")
+    if not is_conditional(generator):
+        return data.images, None
+    labels = data.labels if labels is None else np.asarray(labels).reshape(-1)
+    if len(labels) != len(data) or np.any(labels < 0):
+        raise ValueError(f"the generator is class-conditional: pass one label >= 0 per image (labels=..., or an "
+                         f"ImageSet with labels); got {len(labels)} labels for {len(data)} images")
+    return data.images, labels.astype("int32")
 
 # %% ../nbs/05_train.ipynb #5192061d
 class GANTrainer:
@@ -210,16 +208,13 @@ class GANTrainer:
         self.config = config or TrainConfig()
         self.generator, self.discriminator = generator, discriminator
         self.run_dir = Path(run_dir) if run_dir else None
-        images, labels = _as_arrays(images, labels)
-        self._check_shapes(images)
-        self.conditional = len(generator.inputs) > 1
-        if self.conditional and labels is None:
-            raise ValueError("the generator is class-conditional: pass labels (or an ImageSet with labels)")
-        self.latent_dim = int(generator.inputs[0].shape[-1])
+        images, labels = _training_set(generator, discriminator, images, labels)
+        self.conditional = is_conditional(generator)
+        self.latent_dim = latent_dim_of(generator)
         self.num_classes = num_label_classes(generator) if self.conditional else None
         self.data = DeviceImages(images)
         self.labels = ops.convert_to_tensor(labels) if self.conditional else None
-        self.ema_generator = self._make_ema(generator)
+        self.ema_generator = copy_model(generator)        # the EMA starts at G's weights
         self.loss = get_loss(self.config.loss)
         self.seed = keras.random.SeedGenerator(self.config.seed, name="trainer_seed")
         self.g_variables = list(g_variables if g_variables is not None else generator.trainable_variables)
@@ -239,19 +234,6 @@ class GANTrainer:
         self.restored_from = None        # a checkpoint of another run this one starts from
         self.moved_aside = None          # where start_run(overwrite=True) moved an earlier run
 
-    def _check_shapes(self, images):
-        g_shape = tuple(self.generator.outputs[0].shape[1:])
-        d_shape = tuple(self.discriminator.inputs[0].shape[1:])
-        if g_shape != d_shape or tuple(images.shape[1:]) != d_shape:
-            raise ValueError(f"shapes disagree: generator makes {g_shape}, discriminator takes {d_shape}, "
-                             f"images are {tuple(images.shape[1:])}; build both models for the images' shape")
-
-
-    @staticmethod
-    def _make_ema(generator):
-        ema = keras.models.clone_model(generator)
-        ema.set_weights(generator.get_weights())
-        return ema
 
     @property
     def step(self) -> int:
@@ -374,7 +356,7 @@ def generate_images(generator: keras.Model, z, labels=None, batch_size: int = 25
     "Run `generator` in inference mode over latent vectors `z` in batches; returns a float32 numpy array."
     z = np.asarray(z, "float32")
     check_number("n", len(z), 1, integer=True, hint="the number of latent vectors to draw images for")
-    if len(generator.inputs) > 1 and labels is None:
+    if is_conditional(generator) and labels is None:
         labels = np.arange(len(z)) % num_label_classes(generator)
     out = []
     for i in range(0, len(z), batch_size):

@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,17 +19,18 @@ from keras import ops
 
 from .augment import POLICY, parse_policy
 from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
-from .data import ImageSet
+from .data import ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
-from .models import block_layers, block_names, call_inputs, load_model_file
+from .models import (
+    block_layers, block_names, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of, load_model_file)
 from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
-__all__ = ['SOURCE_PREFIX', 'METHODS', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup', 'TransferMethod',
-           'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher', 'EWC',
-           'miner_network', 'MineGAN', 'block_features', 'distance_consistency', 'CDC', 'get_method', 'augment_setting',
-           'fine_tune', 'inspect_method', 'run_demo']
+__all__ = ['SOURCE_PREFIX', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup',
+           'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher',
+           'EWC', 'miner_network', 'MineGAN', 'block_features', 'distance_consistency', 'CDC', 'get_method',
+           'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -55,7 +56,7 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
     keep = ("fid", "kid", "precision", "recall", "density", "coverage")
     entry = dict(kind="source", files=files, commands=result["commands"], steps=result["step"],
                  train_seconds=result["seconds"], runtime=result["runtime"], options=options,
-                 image_shape=list(generator.outputs[0].shape[1:]),
+                 image_shape=list(image_shape_of(generator)),
                  evaluation=dict(n=report.n, seed=report.seed, feature_net=report.feature_net,
                                  values={k: report.values[k] for k in keep},
                                  floor={k: report.floor[k] for k in keep}),
@@ -98,10 +99,9 @@ class TransferSetup:
 class TransferMethod:
     "Base class: fine-tune everything (TransferGAN). Subclasses freeze layers or add a loss in `setup`."
     name = "finetune"
-    paper = "Wang et al. 2018, Transferring GANs: generating images from limited data"
 
-    def setup(self, generator: keras.Model, discriminator: keras.Model, images: np.ndarray) -> TransferSetup:
-        "Prepare copies of the source models (changed in place) for training on `images`."
+    def setup(self, generator: keras.Model, discriminator: keras.Model) -> TransferSetup:
+        "Prepare copies of the source models (changed in place) for training on the target."
         return TransferSetup(generator, discriminator)
 
     def __repr__(self) -> str:
@@ -121,38 +121,38 @@ def freeze_blocks(model: keras.Model, prefix: str, k: int) -> list[str]:
 # %% ../nbs/08_transfer.ipynb #22f9f45f
 class Scratch(TransferMethod):
     "Train from a random start with the source's architecture: the baseline every method must beat."
-    name, paper = "scratch", "baseline"
+    name = "scratch"
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         return TransferSetup(keras.models.clone_model(generator), keras.models.clone_model(discriminator))
 
 class FreezeD(TransferMethod):
     "Fine-tune with the discriminator's first `k` blocks frozen (FreezeD)."
-    name, paper = "freeze_d", "Mo et al. 2020, Freeze the discriminator: a simple baseline for fine-tuning GANs"
+    name = "freeze_d"
 
     def __init__(self, k: int = 2):
         self.k = k
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         freeze_blocks(discriminator, "d", self.k)
         return TransferSetup(generator, discriminator)
 
 class FreezeG(TransferMethod):
     "Fine-tune with the generator's first `k` blocks (coarse structure) frozen."
-    name, paper = "freeze_g", "the generator-side counterpart of FreezeD"
+    name = "freeze_g"
 
     def __init__(self, k: int = 1):
         self.k = k
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         freeze_blocks(generator, "g", self.k)
         return TransferSetup(generator, discriminator)
 
 class ScaleShift(TransferMethod):
     "Train only G's batch-norm scale and shift (its batch statistics adapt too); D fine-tunes fully."
-    name, paper = "scale_shift", "Noguchi & Harada 2019, Image generation from small datasets via batch statistics adaptation"
+    name = "scale_shift"
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         for layer in generator.layers:
             layer.trainable = isinstance(layer, keras.layers.BatchNormalization)
         return TransferSetup(generator, discriminator)
@@ -171,12 +171,12 @@ def _sq_distance_penalty(variables: list, weights: list[np.ndarray], strength: f
 
 class L2SP(TransferMethod):
     "Fine-tune everything with an L2 pull towards the source weights, on G and D."
-    name, paper = "l2sp", "Li et al. 2018, Explicit inductive bias for transfer learning with convolutional networks"
+    name = "l2sp"
 
     def __init__(self, strength: float = 1e-2):
         self.strength = strength
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         ones = lambda vs: [np.ones(v.shape, "float32") for v in vs]
         g_vars, d_vars = generator.trainable_variables, discriminator.trainable_variables
         return TransferSetup(generator, discriminator, _sq_distance_penalty(g_vars, ones(g_vars), self.strength),
@@ -187,7 +187,7 @@ def generator_fisher(generator: keras.Model, discriminator: keras.Model, batches
     "Diagonal Fisher information of G's trainable weights: mean squared gradient of softplus(-D(G(z)))."
     variables = generator.trainable_variables
     rng = np.random.default_rng(seed)
-    latent = int(generator.inputs[0].shape[-1])
+    latent = latent_dim_of(generator)
     fisher = [np.zeros(v.shape, np.float64) for v in variables]
     for _ in range(batches):
         z = ops.convert_to_tensor(rng.standard_normal((batch_size, latent)).astype("float32"))
@@ -199,12 +199,12 @@ def generator_fisher(generator: keras.Model, discriminator: keras.Model, batches
 
 class EWC(TransferMethod):
     "Fine-tune everything with a Fisher-weighted pull of G's weights towards the source (elastic weight consolidation)."
-    name, paper = "ewc", "Li et al. 2020, Few-shot image generation with elastic weight consolidation"
+    name = "ewc"
 
     def __init__(self, strength: float = 1e-2, batches: int = 16):
         self.strength, self.batches = strength, batches
 
-    def setup(self, generator, discriminator, images):
+    def setup(self, generator, discriminator):
         fisher = generator_fisher(generator, discriminator, self.batches)
         mean = np.mean(np.concatenate([f.ravel() for f in fisher]))
         if not np.isfinite(mean) or mean <= 0:
@@ -226,16 +226,16 @@ def miner_network(latent_dim: int, hidden: int | None = None, name: str = "miner
 
 class MineGAN(TransferMethod):
     "A miner network in front of the source G: mine (G frozen) for `mine_steps` steps, then tune G and miner jointly."
-    name, paper = "minegan", "Wang et al. 2020, MineGAN: effective knowledge transfer from GANs to target domains with few images"
+    name = "minegan"
 
     def __init__(self, mine_steps: int = 200):
         self.mine_steps = mine_steps
 
-    def setup(self, generator, discriminator, images):
-        if len(generator.inputs) > 1:
+    def setup(self, generator, discriminator):
+        if is_conditional(generator):
             raise ValueError("minegan mines the latent space of an unconditional generator; this one is conditional")
-        miner = miner_network(int(generator.inputs[0].shape[-1]))
-        z = keras.Input(tuple(generator.inputs[0].shape[1:]), name="z")
+        miner = miner_network(latent_dim_of(generator))
+        z = keras.Input((latent_dim_of(generator),), name="z")
         mined = keras.Model(z, generator(miner(z)), name=f"mined_{generator.name}")
         late = {id(v) for v in generator.trainable_variables}
         after = self.mine_steps
@@ -268,15 +268,15 @@ def distance_consistency(source_features: list, target_features: list):
 
 class CDC(TransferMethod):
     "Fine-tune everything with cross-domain distance consistency between the frozen source G and the adapted G."
-    name, paper = "cdc", "Ojha et al. 2021, Few-shot image generation via cross-domain correspondence"
+    name = "cdc"
 
     def __init__(self, strength: float = 1.0):
         self.strength = strength
 
-    def setup(self, generator, discriminator, images):
-        if len(generator.inputs) > 1:
+    def setup(self, generator, discriminator):
+        if is_conditional(generator):
             raise ValueError("cdc compares samples of an unconditional generator; this one is conditional")
-        source = _copy(generator)
+        source = copy_model(generator)
         source.trainable = False
         source_blocks, target_blocks = block_features(source), block_features(generator)
         strength = self.strength
@@ -301,12 +301,6 @@ def get_method(method: str | TransferMethod, **options) -> TransferMethod:
         raise ValueError(f"transfer method {method!r}: bad options {options} ({e})") from None
 
 # %% ../nbs/08_transfer.ipynb #ef29a30f
-def _copy(model: keras.Model) -> keras.Model:
-    "An independent copy of `model` with the same weights."
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
 def _run_source(run: Path) -> tuple[keras.Model, keras.Model]:
     "The EMA generator and the discriminator of a finished pretrain run folder."
     missing = [f for f in ("ema_generator.keras", "discriminator.keras") if not (run / f).is_file()]
@@ -332,18 +326,35 @@ def _source_models(source) -> tuple[keras.Model, keras.Model]:
                      "run (fine-tuning needs both its ema_generator.keras and discriminator.keras) or a shipped "
                      f"source: {', '.join(shipped_sources())}")
 
+# The default of every entry point (fine_tune, the demo, the benchmark, `gan-tl`): DiffAugment. Lesson 9 found it
+# keeps a GAN from copying 10 training images; from 100 images on, "none" scored a little better within 1,000 steps.
+AUGMENT = "diffaugment"
+
 def augment_setting(augment: str) -> tuple[str, float]:
-    "`augment` of `fine_tune` ('diffaugment', 'ada', a DiffAugment policy or '') as (policy, ADA target)."
+    "`augment` of `fine_tune` ('diffaugment', 'ada', 'none' or a DiffAugment policy) as (policy, ADA target)."
     if augment in ("diffaugment", "ada"):
         return POLICY, 0.6 if augment == "ada" else 0.0
+    if augment in ("none", ""):                  # '': how runs recorded "none" before 2026-12-01
+        return "", 0.0
     try:
         return ",".join(parse_policy(augment)), 0.0
     except BadValue:
-        raise BadValue("augment", "'diffaugment', 'ada', a DiffAugment policy (names from color, translation, "
-                       "cutout, comma-separated) or '' for none", augment) from None
+        raise BadValue("augment", "'diffaugment', 'ada', 'none' or a DiffAugment policy (names from color, "
+                       "translation, cutout, comma-separated)", augment) from None
 
-def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMethod = "finetune",
-              augment: str = "", steps: int = 1000, seed: int = 0, config: TrainConfig | None = None,
+def _transfer_config(config: TrainConfig | None, steps: int, seed: int, policy: str, ada_target: float) -> TrainConfig:
+    "The trainer's config: `config` (or the defaults, saving 4 sample grids and 2 checkpoints) with fine_tune's seed and augmentation."
+    if config is None:
+        config = TrainConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
+    own = dict(seed=seed, augment=policy, ada_target=ada_target)
+    clash = [k for k, v in own.items() if getattr(config, k) not in (getattr(TrainConfig, k), v)]
+    if clash:
+        raise ValueError(f"config sets {', '.join(clash)}, which fine_tune sets itself: pass seed= and augment= to "
+                         "fine_tune instead (config.seed and config.augment are overwritten by them)")
+    return replace(config, **own)
+
+def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetune",
+              augment: str = AUGMENT, steps: int = 1000, seed: int = 0, config: TrainConfig | None = None,
               run_dir: str | Path | None = None, resume: bool | str | Path = False, overwrite: bool = False,
               progress: bool = True, callbacks=(), run_options: dict | None = None, **options) -> GANTrainer:
     """Adapt a pretrained GAN to `target` images with a transfer `method`; returns the trained `GANTrainer`.
@@ -356,16 +367,10 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
     if run_dir is not None and not resume:
         check_new_run(run_dir, overwrite)
     policy, ada_target = augment_setting(augment)
-    config = config or TrainConfig(seed=seed, augment=policy, ada_target=ada_target,
-                                   sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
+    config = _transfer_config(config, steps, seed, policy, ada_target)
     method = get_method(method, **options)
     g_source, d_source = _source_models(source)
-    images = target.images if isinstance(target, ImageSet) else np.asarray(target)
-    made, taken = tuple(g_source.outputs[0].shape[1:]), tuple(d_source.inputs[0].shape[1:])
-    if tuple(images.shape[1:]) != made or made != taken:
-        raise ValueError(f"the source generator makes images of shape {made} (its discriminator takes {taken}) "
-                         f"but the target images have shape {tuple(images.shape[1:])}; pick a source of the "
-                         "target's shape or resize the target")
+    images = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes").images  # a folder is resized
     if run_dir is not None:                          # what the run is: recorded, and checked on a resume
         identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
                         source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
@@ -373,7 +378,7 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
     if resume:
         resume_options(run_dir, "finetune", identity)
     set_seed(seed)
-    setup = method.setup(_copy(g_source), _copy(d_source), images)
+    setup = method.setup(copy_model(g_source), copy_model(d_source))
     trainer = GANTrainer(setup.generator, setup.discriminator, images, config, run_dir=run_dir,
                          g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.method = method
@@ -388,8 +393,8 @@ def fine_tune(source, target: ImageSet | np.ndarray, method: str | TransferMetho
 def inspect_method(method: str | TransferMethod, generator: keras.Model, discriminator: keras.Model,
                    images: np.ndarray, steps: int = 20) -> dict:
     "Train copies for `steps` steps with `method`; report trained/changed/unchanged variable paths and penalties."
-    setup = get_method(method).setup(_copy(generator), _copy(discriminator), np.asarray(images))
-    z = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((16, int(generator.inputs[0].shape[-1])),
+    setup = get_method(method).setup(copy_model(generator), copy_model(discriminator))
+    z = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((16, latent_dim_of(generator)),
                                                                         dtype="float32"))
     value = lambda f, *args: None if f is None else float(ops.convert_to_numpy(f(*args)))
     penalties = dict(g=value(setup.g_penalty, z), d=value(setup.d_penalty))
@@ -413,7 +418,7 @@ def _html_page(title: str, parts: list[str]) -> str:
             + "\n".join(parts) + "</body></html>")
 
 def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: int = 100, steps: int = 400,
-             method: str = "finetune", augment: str = "diffaugment", n_eval: int = 2000, seed: int = 0,
+             method: str = "finetune", augment: str = AUGMENT, n_eval: int = 2000, seed: int = 0,
              progress: bool = True, overwrite: bool = False) -> dict:
     """Fine-tune the shipped source on `shots` MNIST digits and train scratch with the same budget; write a report.
     A folder that holds a run is refused, unless `overwrite` (it is moved aside)."""
@@ -434,7 +439,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
     moved = start_run(out, "demo", options, overwrite=overwrite, name="out")
     save_png(image_grid(train.images[:100], ncols=20), out / "shots.png")
     runs, html, md = {}, [], [f"# Transfer vs scratch on {shots} MNIST digits\n"]
-    for name, how in ((f"{method} + {augment or 'no augmentation'}", method), ("scratch", "scratch")):
+    for name, how in ((f"{method} + {augment}", method), ("scratch", "scratch")):
         t0 = time.perf_counter()
         trainer = fine_tune(source, train, method=how, augment=augment, steps=steps, seed=seed, progress=progress)
         seconds = time.perf_counter() - t0

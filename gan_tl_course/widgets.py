@@ -14,13 +14,14 @@ import keras
 import numpy as np
 
 from .core import image_grid, to_uint8
-from .models import block_layers, call_inputs
-from .train import generate_images, num_label_classes
+from .metrics import nearest_neighbours
+from .models import block_layers, call_inputs, image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .train import generate_images
 
 # %% auto #0
-__all__ = ['INTERPOLATIONS', 'latent_batch', 'latent_dim_of', 'render', 'png_bytes', 'early_features', 'ganspace_directions',
-           'move', 'lerp', 'slerp', 'interpolate', 'nearest_training', 'GanWidget', 'LatentExplorer', 'Interpolation',
-           'CompareGenerators', 'NearestTraining', 'timeline_frames', 'TrainingTimeline']
+__all__ = ['INTERPOLATIONS', 'latent_batch', 'render', 'png_bytes', 'early_features', 'ganspace_directions', 'move', 'lerp',
+           'slerp', 'interpolate', 'GanWidget', 'LatentExplorer', 'Interpolation', 'CompareGenerators',
+           'NearestTraining', 'timeline_frames', 'TrainingTimeline']
 
 # %% ../nbs/10_widgets.ipynb #8db87364
 def latent_batch(seed: int, n: int, latent_dim: int, truncation: float | None = None) -> np.ndarray:
@@ -35,10 +36,6 @@ def latent_batch(seed: int, n: int, latent_dim: int, truncation: float | None = 
             z[out] = rng.standard_normal(out.sum()).astype("float32")
             out = np.abs(z) > truncation
     return z
-
-def latent_dim_of(generator: keras.Model) -> int:
-    "Size of the generator's latent input."
-    return int(generator.inputs[0].shape[-1])
 
 def render(generator: keras.Model, z: np.ndarray, labels=None) -> np.ndarray:
     "uint8 images `(N, H, W, C)` the generator draws for latent vectors `z` (and labels, if conditional)."
@@ -109,13 +106,6 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int = 8, method: str = "s
         raise ValueError(f"an interpolation needs at least 2 steps, got {steps}")
     return np.stack([INTERPOLATIONS[method](z0, z1, t) for t in np.linspace(0.0, 1.0, steps)])
 
-# %% ../nbs/10_widgets.ipynb #2d3b4309
-def nearest_training(images: np.ndarray, train_images: np.ndarray, net, k: int = 3) -> np.ndarray:
-    "Indices `(N, k)` of each image's `k` nearest training images in the feature space of `net` (a `FeatureNet`)."
-    from gan_tl_course.metrics import _sq_dist_chunks
-    features = net.features(images)
-    return np.concatenate([np.argsort(d2, axis=1)[:, :k] for _, d2 in _sq_dist_chunks(features, net.features(train_images))])
-
 # %% ../nbs/10_widgets.ipynb #c611e909
 class GanWidget(W.VBox):
     "Base class: controls plus one picture; `.picture` holds the current image, `update()` redraws it."
@@ -161,7 +151,7 @@ class LatentExplorer(GanWidget):
         self.coordinate_value = W.FloatSlider(0.0, min=-4, max=4, step=0.25, description="z value")
         controls = [self.seed, self.truncation, *self.amounts, self.coordinate, self.coordinate_value]
         self.label = None
-        if len(generator.inputs) > 1:
+        if is_conditional(generator):
             self.label = W.Dropdown(options=list(range(num_label_classes(generator))), description="class")
             controls.append(self.label)
         super().__init__([W.HBox(controls[:2]), W.VBox(controls[2:])],
@@ -210,7 +200,7 @@ class CompareGenerators(GanWidget):
     "One row per generator (top to bottom in the order given), all fed the same latent vectors."
 
     def __init__(self, generators: dict[str, keras.Model], n: int = 8):
-        shapes = {name: tuple(g.outputs[0].shape[1:]) for name, g in generators.items()}
+        shapes = {name: image_shape_of(g) for name, g in generators.items()}
         latents = {latent_dim_of(g) for g in generators.values()}
         if len(set(shapes.values())) != 1 or len(latents) != 1:
             raise ValueError(f"generators to compare must share image shape and latent size; got {shapes}, "
@@ -233,7 +223,7 @@ class NearestTraining(GanWidget):
     def __init__(self, generator: keras.Model, train_images: np.ndarray, net=None, n: int = 8, k: int = 2):
         from gan_tl_course.judge import feature_net_for
         self.generator, self.train, self.n, self.k = generator, np.asarray(train_images), n, k
-        self.net = net or feature_net_for(tuple(generator.outputs[0].shape[1:]))
+        self.net = net or feature_net_for(image_shape_of(generator))
         self.latent = latent_dim_of(generator)
         self.seed = W.IntSlider(0, 0, 999, description="seed")
         super().__init__([self.seed], f"top: samples; below: their {k} nearest training images "
@@ -243,7 +233,7 @@ class NearestTraining(GanWidget):
 
     def update(self) -> None:
         samples = render(self.generator, latent_batch(self.seed.value, self.n, self.latent))
-        idx = nearest_training(samples, self.train, self.net, self.k)           # (n, k)
+        _, idx = nearest_neighbours(self.net.features(samples), self.net.features(self.train), self.k)  # (n, k)
         self._show(image_grid(np.concatenate([samples, *[self.train[idx[:, j]] for j in range(self.k)]]),
                               ncols=self.n))
 

@@ -215,7 +215,9 @@ def test_a_damaged_run_record_is_named(pretrained, tmp_path, damage, contains):
     ("--r1", "-1", "--r1 must be a number >= 0, got -1.0"), ("--limit", "0", "--limit must be an integer >= 1"),
     ("--width", "0", "--width must be an integer >= 1, got 0"), ("--steps", "0", "--steps must be an integer >= 1"),
     ("--steps", "-5", "got -5"), ("--batch", "0", "--batch must be an integer >= 1"),
-    ("--augment", "color,flip", "--augment must be a DiffAugment policy"), ("--seed", "-1", "--seed must be")])
+    ("--augment", "color,flip", "--augment must be 'diffaugment', 'ada', 'none' or a DiffAugment policy"),
+    ("--seed", "-1", "--seed must be"),
+    ("--steps", "25", "--steps 25 is not a whole number of compiled calls of 10 steps: pass 20 or 30")])
 def test_pretrain_refuses_bad_values(tmp_path, option, value, contains):
     run = tmp_path / "run"
     refused("pretrain", "--steps", "20", *SMALL, option, value, "--out", run, contains=contains)
@@ -224,8 +226,9 @@ def test_pretrain_refuses_bad_values(tmp_path, option, value, contains):
 
 @pytest.mark.parametrize("option, value, contains", [
     ("--shots", "0", "--shots must be an integer >= 1 and <= 5000, got 0"), ("--shots", "5001", "holds 5000 images"),
-    ("--augment", "diffaugmnet", "--augment must be 'diffaugment', 'ada', a DiffAugment policy"),
-    ("--steps", "0", "--steps must be an integer >= 1"), ("--k", "9", "cannot freeze k=9")])
+    ("--augment", "diffaugmnet", "--augment must be 'diffaugment', 'ada', 'none' or a DiffAugment policy"),
+    ("--steps", "0", "--steps must be an integer >= 1"), ("--k", "9", "cannot freeze k=9"),
+    ("--steps", "5", "--steps 5 is not a whole number of compiled calls of 10 steps: pass 10")])
 def test_finetune_refuses_bad_values(pretrained, tmp_path, option, value, contains):
     run = tmp_path / "run"
     refused("finetune", "--source", pretrained, "--target", "mnist_5k", "--method", "freeze_d", "--shots", "16",
