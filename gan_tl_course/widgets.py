@@ -66,8 +66,8 @@ def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block
     if not 1 <= k <= latent:
         raise ValueError(f"k must be between 1 and the latent size {latent}, got {k}")
     z = latent_batch(seed, n, latent)
-    inputs = z if len(generator.inputs) == 1 else [z, np.zeros(n, "int32")]
-    y = keras.ops.convert_to_numpy(early_features(generator)(inputs, training=False)).reshape(n, -1)
+    inputs = [z, np.zeros(n, "int32")] if is_conditional(generator) else z
+    y = keras.ops.convert_to_numpy(early_features(generator, block)(inputs, training=False)).reshape(n, -1)
     y = y - y.mean(0)
     _, s, vt = np.linalg.svd(y, full_matrices=False)
     coords = y @ vt[:k].T                                        # (n, k) coordinates on the components
