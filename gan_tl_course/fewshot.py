@@ -21,7 +21,8 @@ from .transfer import AUGMENT, METHODS, augment_setting, fine_tune
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
-           'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports']
+           'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
+           'paired_table']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -258,3 +259,21 @@ def write_reports(rows: list[dict], out: str | Path) -> None:
     (out / "results.json").write_text(json.dumps(dict(rows=rows, summary=summary), indent=1))
     (out / "results.md").write_text(results_markdown(summary, "kid") + "\n" + results_markdown(summary, "recall"))
     plot_metric_vs_shots(summary, "kid").savefig(out / "kid_vs_shots.png", dpi=90, bbox_inches="tight")
+
+# %% ../nbs/08a_fewshot.ipynb #dba4daab
+def paired_table(rows: list[dict], methods: Sequence[str], baseline: str = "scratch", metric: str = "kid",
+                 column: str = "method") -> str:
+    "A markdown table per target: `method − baseline` per shot count, mean ± std over seeds, and wins/seeds."
+    pairs = [p for m in methods for p in paired_differences(rows, m, baseline, metric, column)]
+    lines = []
+    for target in dict.fromkeys(p["target"] for p in pairs):
+        shots = sorted({p["shots"] for p in pairs if p["target"] == target})
+        lines += [f"**{target}** — {metric.upper()} of {column} − {baseline}, same seed\n",
+                  f"| {column} | " + " | ".join(f"{k} shots" for k in shots) + " |", "|---|" + "---:|" * len(shots)]
+        for m in methods:
+            cells = {p["shots"]: p for p in pairs if (p["target"], p[column]) == (target, m)}
+            lines.append(f"| {m} | " + " | ".join(
+                "–" if k not in cells else f"{cells[k]['mean']:+.3f} ± {cells[k]['std']:.3f} ({cells[k]['wins']}/{cells[k]['seeds']})"
+                for k in shots) + " |")
+        lines.append("")
+    return "\n".join(lines)
