@@ -32,7 +32,7 @@ def _add_pretrain(sub) -> None:
     p = sub.add_parser("pretrain", help="pretrain a GAN on a source data set",
                        description="Pretrain a GAN on a source data set and write the models under --out.")
     p.add_argument("--dataset", default="fashion_mnist",
-                   help="data set name (fashion_mnist, mnist_5k, mnist, digits, emoji), 'name:classes' "
+                   help="data set name (fashion_mnist, mnist_5k, mnist, sklearn_digits, emoji), 'name:classes' "
                         "(e.g. fashion_mnist:-Bag for all but bags) or an image folder")
     p.add_argument("--preset", default="fashion28", choices=["fashion28", "emoji32", "rgb64"], help="model preset")
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
@@ -278,7 +278,7 @@ def _add_transfer_bench(sub) -> None:
                                    "shot counts and seeds, under one step budget; evaluate each against held-out "
                                    "images; write results.csv/json/md and kid_vs_shots.png.")
     p.add_argument("--out", required=True, help="results folder (an existing one is continued)")
-    p.add_argument("--targets", nargs="+", default=["near", "far"], help="near (bags), far (digits)")
+    p.add_argument("--targets", nargs="+", default=["near", "far"], help="near (bags), far (MNIST digits)")
     p.add_argument("--shots", type=int, nargs="+", default=[10, 100, 1000])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
                    help=f"any of {', '.join(METHODS)} (default: all)")

@@ -24,7 +24,7 @@ from .core import BadValue, cache_dir, check_number, sha256_file
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES', 'EMOJI_CLASSES',
            'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet', 'find_fashion_mnist',
-           'read_idx', 'load_fashion_mnist', 'load_mnist_5k', 'load_mnist', 'load_digits', 'emoji_group',
+           'read_idx', 'load_fashion_mnist', 'load_mnist_5k', 'load_mnist', 'load_sklearn_digits', 'emoji_group',
            'find_emoji_font', 'load_emoji', 'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot',
            'DeviceImages']
 
@@ -266,14 +266,14 @@ def _resize_gray(x: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.LANCZOS)) for im in x])
 
-def load_digits(size: int = 8) -> ImageSet:
+def load_sklearn_digits(size: int = 8) -> ImageSet:
     "scikit-learn's 1,797 handwritten digits (values 0–16 scaled to 0–255), `(N, size, size, 1)` uint8."
     from sklearn.datasets import load_digits as _sk_digits
     d = _sk_digits()
     x = np.clip(np.rint(d.images * (255 / 16)), 0, 255).astype(np.uint8)
     if size != 8:
         x = _resize_gray(x, int(size))
-    return ImageSet(x[..., None], d.target, list(DIGIT_CLASSES), "digits" if size == 8 else f"digits{size}")
+    return ImageSet(x[..., None], d.target, list(DIGIT_CLASSES), "sklearn_digits" if size == 8 else f"sklearn_digits{size}")
 
 # %% ../nbs/01_data.ipynb #67d7f130
 EMOJI_CLASSES = ["smileys & people", "animals & nature", "food & drink", "travel & places",
@@ -483,7 +483,7 @@ DATASETS: dict[str, Callable[..., ImageSet]] = {
     "fashion_mnist": load_fashion_mnist,
     "mnist_5k": load_mnist_5k,
     "mnist": load_mnist,
-    "digits": load_digits,
+    "sklearn_digits": load_sklearn_digits,
     "emoji": load_emoji,
 }
 
