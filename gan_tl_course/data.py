@@ -534,7 +534,8 @@ def as_image_set(data, image_shape: tuple[int, int, int] | None = None, name: st
     if isinstance(data, ImageSet):
         out = data
     elif isinstance(data, (str, Path)):
-        folder = Path(str(data).split(":")[0]).expanduser().is_dir()
+        spec = str(data)                       # load_dataset's folder rule: a whole existing path, else before ":"
+        folder = Path(spec if Path(spec).exists() else spec.split(":")[0]).expanduser().is_dir()
         fit = dict(size=tuple(image_shape[:2]), channels=image_shape[2]) if folder and image_shape else {}
         out = load_dataset(data, **(fit if folder else kwargs))
     else:
