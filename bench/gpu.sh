@@ -10,7 +10,7 @@ mkdir -p "$out"
 runs=${RUNS:-/tmp/gpu_runs}
 # the rendered emoji (made here by load_emoji), so the GPU machine does not spend its time rendering glyphs
 [ -d .gpu/cache ] && export GAN_TL_CACHE=$PWD/.gpu/cache
-if [ "${QUICK:-0}" = 1 ]; then bench_steps=4; pre_steps=20; emoji_steps=20; small="--width 8 --limit 512"; emoji_small="--limit 256"; demo="--shots 20 --steps 20 --n 200"
+if [ "${QUICK:-0}" = 1 ]; then bench_steps=4; pre_steps=20; emoji_steps=20; small="--width 8 --limit 512"; emoji_small="--limit 256"; demo="--shots 20 --steps 20 --n-eval 200"
 else bench_steps=300; pre_steps=3000; emoji_steps=8000; small=""; emoji_small=""; demo=""; fi
 gan() {   # run `gan-tl ARGS` from the checkout, print its wall time, return its exit status
   echo "+ gan-tl $*"; local t0=$SECONDS rc=0
@@ -21,11 +21,11 @@ gan() {   # run `gan-tl ARGS` from the checkout, print its wall time, return its
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
   python -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
   for precision in float32 mixed_bfloat16; do
-    gan bench --preset fashion28 --batch 256 1024 --steps $bench_steps --precision $precision $small \
+    gan bench --preset dcgan28 --batch 256 1024 --steps $bench_steps --precision $precision $small \
       --out "$out/gpu_jax_${precision}.json"
   done
   for precision in float32 mixed_bfloat16; do
-    gan pretrain --dataset fashion_mnist --preset fashion28 --steps $pre_steps --precision $precision --quiet $small \
+    gan pretrain --dataset fashion_mnist --preset dcgan28 --steps $pre_steps --precision $precision --quiet $small \
       --out "$runs/pretrain_$precision"
     cp "$runs/pretrain_$precision/result.json" "$out/pretrain_fashion28_${precision}.json"
   done
@@ -33,7 +33,7 @@ gan() {   # run `gan-tl ARGS` from the checkout, print its wall time, return its
   gan demo --out "$runs/demo" --quiet $demo
   cp "$runs/demo/demo.json" "$out/demo_gpu.json"
   # capped, so that a slow emoji run cannot eat the lease; what it reached is kept only if it finished
-  LIMIT=${EMOJI_SECONDS:-240} gan pretrain --dataset emoji --preset emoji32 --width 32 --steps $emoji_steps --r1 0.1 \
+  LIMIT=${EMOJI_SECONDS:-240} gan pretrain --dataset emoji --preset dcgan32 --width 32 --steps $emoji_steps --r1 0.1 \
     --augment color,translation,cutout --quiet $emoji_small --out "$runs/emoji32" || echo "emoji32 run did not finish"
   [ -f "$runs/emoji32/result.json" ] && python - "$runs/emoji32" "$out" <<'EOF'
 import sys, tarfile

@@ -28,8 +28,8 @@ export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$work/xla_cache} J
 workers=${WORKERS:-6}
 previous=${PREVIOUS:-bench/transfer_gpu/results.csv}
 if [ "${QUICK:-0}" = 1 ]; then
-  grid="--shots 10 --steps 20 --n 100 --seeds 0 --methods scratch freeze_d"; workers=2; previous=${PREVIOUS:-none}
-else grid="--shots 10 100 1000 --steps 1000 --n 2000 --seeds 0 1 2"; fi
+  grid="--shots 10 --steps 20 --n-eval 100 --seeds 0 --methods scratch freeze_d"; workers=2; previous=${PREVIOUS:-none}
+else grid="--shots 10 100 1000 --steps 1000 --n-eval 2000 --seeds 0 1 2"; fi
 export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python -c "print(round(0.84 / $workers, 3))")   # the workers share the GPU
 limit=${WORKER_SECONDS:-540}
 # continue an earlier grid: its rows (default: the committed bench/transfer_gpu/results.csv) go into every worker's

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .core import runtime_info, set_seed, to_unit
+from .core import markdown_table, runtime_info, set_seed, to_unit
 from .losses import get_loss
 from .models import build_gan, latent_dim_of
 from .train import GANTrainer, TrainConfig
@@ -77,7 +77,7 @@ def _time_steps(run_steps, steps: int, batch_size: int) -> float:
     run_steps(steps)
     return steps * batch_size / (time.perf_counter() - t0)
 
-def benchmark(images: np.ndarray, preset: str = "fashion28", batch_sizes=(64, 256), steps: int = 200,
+def benchmark(images: np.ndarray, preset: str = "dcgan28", batch_sizes=(64, 256), steps: int = 200,
               steps_per_call: int = 10, jit_compile: bool | None = None, width: int | None = None) -> dict:
     "Training images/s of `GANTrainer` and of the reference loop for each batch size; returns a JSON-able dict."
     images = np.asarray(getattr(images, "images", images))
@@ -106,9 +106,8 @@ def benchmark(images: np.ndarray, preset: str = "fashion28", batch_sizes=(64, 25
 def format_benchmark(result: dict) -> str:
     "A small markdown table of a `benchmark` result."
     rt = result["runtime"]
-    lines = [f"backend {rt['backend']}, devices {', '.join(rt['devices'])}, precision {result['precision']}, "
-             f"preset {result['preset']}, {result['steps_per_call']} steps per call; reference: {result['reference']}",
-             "", "| batch | GANTrainer img/s | reference img/s | ratio |", "|---:|---:|---:|---:|"]
-    lines += [f"| {r['batch_size']} | {r['trainer_images_per_s']:.0f} | {r['reference_images_per_s']:.0f} | "
-              f"{r['ratio']:.2f}x |" for r in result["results"]]
-    return "\n".join(lines)
+    about = (f"backend {rt['backend']}, devices {', '.join(rt['devices'])}, precision {result['precision']}, "
+             f"preset {result['preset']}, {result['steps_per_call']} steps per call; reference: {result['reference']}")
+    rows = [[r["batch_size"], f"{r['trainer_images_per_s']:.0f}", f"{r['reference_images_per_s']:.0f}", f"{r['ratio']:.2f}x"]
+            for r in result["results"]]
+    return about + "\n\n" + markdown_table(["batch", "GANTrainer img/s", "reference img/s", "ratio"], rows, align="rrrr")

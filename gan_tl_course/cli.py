@@ -29,12 +29,13 @@ def _add_run_folder(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 def _add_pretrain(sub) -> None:
+    from gan_tl_course.models import PRESETS
     p = sub.add_parser("pretrain", help="pretrain a GAN on a source data set",
                        description="Pretrain a GAN on a source data set and write the models under --out.")
     p.add_argument("--dataset", default="fashion_mnist",
                    help="data set name (fashion_mnist, mnist_5k, mnist, sklearn_digits, emoji), 'name:classes' "
                         "(e.g. fashion_mnist:-Bag for all but bags) or an image folder")
-    p.add_argument("--preset", default="fashion28", choices=["fashion28", "emoji32", "rgb64"], help="model preset")
+    p.add_argument("--preset", default="dcgan28", choices=list(PRESETS), help="model preset")
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
     p.add_argument("--batch", type=int, default=64, help="batch size")
@@ -60,7 +61,7 @@ class CLIError(Exception):
 _PRETRAIN_KEYS = ("dataset", "preset", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
                   "steps_per_call", "precision")
 _BOOKKEEPING = ("sample_every", "checkpoint_every")          # recorded; a resume may change them
-_OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch", "n_eval": "--n",
+_OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch",
                  "data_sha256": "the sha256 of the --dataset images"}
 
 def _option(name: str) -> str:
@@ -92,6 +93,7 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
     """Check --out, --steps, --resume and --overwrite before anything is loaded. A resume takes the run's recorded
     options into `args` (refusing one given with another value) and returns the checkpoint to continue."""
     from gan_tl_course.core import check_number, check_output_dir
+    from gan_tl_course.models import RENAMED_PRESETS
     from gan_tl_course.runs import check_new_run, resume_options, verify_checkpoint
     args.out = check_output_dir(args.out, "--out")
     check_number("--steps", args.steps, 1, integer=True, hint="the total number of optimisation steps")
@@ -101,7 +103,9 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
         return None
     if args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite moves it aside: choose one")
-    stored = resume_options(args.out, kind, {k: getattr(args, k) for k in keys if k in args.given}, keys, _option)
+    renamed = {"preset": RENAMED_PRESETS, "augment": {"": "none"}}       # spellings older records may hold
+    stored = resume_options(args.out, kind, {k: getattr(args, k) for k in keys if k in args.given}, keys, _option,
+                            renamed)
     for k in keys + tuple(b for b in bookkeeping if b not in args.given and b in stored):
         setattr(args, k, stored[k])
     _check_steps(args)
@@ -210,12 +214,12 @@ def finetune_command(args: argparse.Namespace) -> int:
     from gan_tl_course.core import check_number, image_grid, save_png
     from gan_tl_course.data import as_image_set, few_shot
     from gan_tl_course.models import image_shape_of
-    from gan_tl_course.transfer import _source_models, fine_tune
+    from gan_tl_course.transfer import load_source, fine_tune
     checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
     missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
     if missing:
         raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
-    source = _source_models(args.source)
+    source = load_source(args.source)
     target = as_image_set(args.target, image_shape_of(source[0]), "--target")
     if args.shots is not None:
         check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
@@ -246,7 +250,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--method", default="finetune", choices=list(METHODS),
                    help="transfer method (default: finetune, the best on 100 digits in lesson 9)")
-    p.add_argument("--n", type=int, default=2000, help="images per set in the evaluation")
+    p.add_argument("--n-eval", type=int, default=2000, help="images per set in the evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="when --out holds an earlier demo, move it to OUT.old-<date>-<time> and run again")
@@ -256,7 +260,7 @@ def _add_demo(sub) -> None:
 def demo_command(args: argparse.Namespace) -> int:
     "Run `gan-tl demo` and print the two runs' main numbers."
     from gan_tl_course.transfer import run_demo
-    summary = run_demo(args.out, args.source, args.shots, args.steps, args.method, n_eval=args.n, seed=args.seed,
+    summary = run_demo(args.out, args.source, args.shots, args.steps, args.method, n_eval=args.n_eval, seed=args.seed,
                        progress=not args.quiet, overwrite=args.overwrite)
     if summary["moved_aside"]:
         print(f"moved the earlier demo in {args.out} to {summary['moved_aside']} (nothing was deleted)")
@@ -278,17 +282,35 @@ def _add_transfer_bench(sub) -> None:
                                    "shot counts and seeds, under one step budget; evaluate each against held-out "
                                    "images; write results.csv/json/md and kid_vs_shots.png.")
     p.add_argument("--out", required=True, help="results folder (an existing one is continued)")
-    p.add_argument("--targets", nargs="+", default=["near", "far"], help="near (bags), far (MNIST digits)")
+    p.add_argument("--targets", nargs="+", default=["near", "far"],
+                   help="near (bags), far (MNIST digits), or SOURCE=DATA: a source (shipped name or pretrain run "
+                        "folder) and any data set name or image folder, e.g. fashion28=~/my_images")
     p.add_argument("--shots", type=int, nargs="+", default=[10, 100, 1000])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
                    help=f"any of {', '.join(METHODS)} (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
     p.add_argument("--augment", default=AUGMENT, help="'diffaugment', 'ada', 'none' or a DiffAugment policy")
-    p.add_argument("--n", type=int, default=2000, help="images per evaluation set")
+    p.add_argument("--n-eval", type=int, default=2000, help="images per evaluation set")
     p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)
+
+def _targets(specs: list[str]) -> dict[str, dict]:
+    "The benchmark's targets from --targets: names of `TARGETS`, or SOURCE=DATA, named after both (file-safe)."
+    import re
+    from gan_tl_course.fewshot import TARGETS
+    targets = {}
+    for spec in specs:
+        if spec in TARGETS:
+            targets[spec] = TARGETS[spec]
+        elif "=" in spec:
+            source, data = spec.split("=", 1)
+            targets[re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")] = dict(source=source, data=data, about=spec)
+        else:
+            raise CLIError(f"--targets {spec}: neither one of {', '.join(TARGETS)} nor SOURCE=DATA "
+                           "(e.g. fashion28=mnist_5k, or fashion28=path/to/images)")
+    return targets
 
 def transfer_bench_command(args: argparse.Namespace) -> int:
     "Run `gan-tl transfer-bench` and print the KID table."
@@ -296,8 +318,8 @@ def transfer_bench_command(args: argparse.Namespace) -> int:
     from gan_tl_course.fewshot import results_markdown, summarize, transfer_benchmark
     out = check_output_dir(args.out, "--out")
     t0 = time.perf_counter()
-    rows = transfer_benchmark(out, args.targets, args.shots, args.methods, args.seeds, args.steps, args.augment,
-                              args.n, shard=tuple(args.shard))
+    rows = transfer_benchmark(out, _targets(args.targets), args.shots, args.methods, args.seeds, args.steps, args.augment,
+                              args.n_eval, shard=tuple(args.shard))
     log = out / "benchmark.json"
     runs = json.loads(log.read_text())["runs"] if log.is_file() else []
     runs.append(dict(command=args.command_line, runtime=runtime_info(), seconds=round(time.perf_counter() - t0, 1),
@@ -343,10 +365,11 @@ def sample_command(args: argparse.Namespace) -> int:
 
 # %% ../nbs/11_cli.ipynb #caf3315e
 def _add_bench(sub) -> None:
+    from gan_tl_course.models import PRESETS
     p = sub.add_parser("bench", help="training images/s of GANTrainer vs a reference loop",
                        description="Measure training images/s of GANTrainer against the reference loop "
                                    "(keras-io style on TensorFlow) for the same models, in one process.")
-    p.add_argument("--preset", default="fashion28")
+    p.add_argument("--preset", default="dcgan28", choices=list(PRESETS))
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
     p.add_argument("--steps", type=int, default=50, help="timed steps per loop")
@@ -385,10 +408,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--generator", required=True, help="a .keras generator file (or a run folder)")
     p.add_argument("--reference", required=True,
                    help="real images: a data set (fashion_mnist:test, fashion_mnist:Bag, mnist_5k, ...) or a folder")
-    p.add_argument("--n", type=int, default=10_000, help="generated images, and real images per set")
+    p.add_argument("--n-eval", type=int, default=10_000, help="generated images, and real images per set")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors and of the real sets")
     p.add_argument("--net", default="auto", help="feature network: auto (the judge for the image shape), "
-                                                  "gray28, emoji32 or inception")
+                                                  "gray28, rgb32 or inception")
     p.add_argument("--train", default=None, help="the generator's training images (data set or folder), "
                                                  "for the memorization check")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
@@ -401,14 +424,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from gan_tl_course.data import as_image_set
     from gan_tl_course.models import image_shape_of
     json_path = check_output_file(args.json, "--json", ".json") if args.json else None
-    check_number("--n", args.n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 "
+    check_number("--n-eval", args.n_eval, MIN_N, integer=True, hint="density and coverage compare each image with its 5 "
                  "nearest neighbours, so every set needs at least 6 images")
     g = load_generator(args.generator)
     shape = image_shape_of(g)
     reference = as_image_set(args.reference, shape, "--reference")
     train = as_image_set(args.train, shape, "--train") if args.train else None
     try:
-        report = evaluate(g, reference, n=args.n, seed=args.seed, net=None if args.net == "auto" else args.net,
+        report = evaluate(g, reference, n_eval=args.n_eval, seed=args.seed, net=None if args.net == "auto" else args.net,
                           train=train)
     except ValueError as e:
         raise CLIError(f"{args.generator}: {e}") from None
@@ -424,10 +447,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 # %% ../nbs/11_cli.ipynb #ab1d8460
 def _add_judge(sub) -> None:
+    from gan_tl_course.judge import JUDGE_NAMES
     p = sub.add_parser("judge", help="train a judge network (the feature network of the metrics)",
-                       description="Train the judge CNN 'gray28' (Fashion-MNIST + MNIST 5k) or 'emoji32' "
+                       description="Train the judge CNN 'gray28' (Fashion-MNIST + MNIST 5k) or 'rgb32' "
                                    "(emoji groups), test it per class and write it with its MANIFEST.json entry.")
-    p.add_argument("--name", required=True, choices=["gray28", "emoji32"])
+    p.add_argument("--name", required=True, choices=list(JUDGE_NAMES))
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--width", type=int, default=16, help="filters of the first convolution (doubled twice)")
     p.add_argument("--seed", type=int, default=0)

@@ -17,8 +17,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
-           'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'cache_dir', 'check_output_dir',
-           'check_output_file']
+           'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'markdown_table', 'html_table', 'cache_dir',
+           'check_output_dir', 'check_output_file']
 
 # %% ../nbs/00_core.ipynb #6f6d7a1c
 def in_test_mode() -> bool:
@@ -146,6 +146,31 @@ def sha256_arrays(arrays) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #1ec0c70d
+def _alignment(columns: int, align: str | None) -> str:
+    "One 'l' or 'r' per column: `align` if given, else the first column left and the others right."
+    align = align or "l" + "r" * (columns - 1)
+    if len(align) != columns or set(align) - set("lr"):
+        raise ValueError(f"align {align!r} must give 'l' or 'r' for each of the {columns} columns")
+    return align
+
+def markdown_table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    "A markdown table of `rows` (each a list of cells, turned into text) under `header`."
+    align = _alignment(len(header), align)
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "".join("---|" if a == "l" else "---:|" for a in align)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+def html_table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    "The same table as HTML, every cell escaped."
+    import html
+    align = _alignment(len(header), align)
+    style = lambda a: " style='text-align:right'" if a == "r" else ""
+    head = "".join(f"<th{style(a)}>{html.escape(str(h))}</th>" for h, a in zip(header, align))
+    body = "".join("<tr>" + "".join(f"<td{style(a)}>{html.escape(str(c))}</td>" for c, a in zip(row, align)) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 # %% ../nbs/00_core.ipynb #1eefe765
 def cache_dir() -> Path:

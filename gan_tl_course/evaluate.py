@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .core import check_number, image_grid, to_uint8
+from .core import check_number, html_table, image_grid, markdown_table, to_uint8
 from .data import ImageSpec, as_image_set
 from .judge import FeatureNet, feature_net, feature_net_for
 from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid, manifold_metrics,
@@ -53,28 +53,28 @@ class Reference:
 
 MIN_N = 6      # precision/recall (k = 3) and density/coverage (k = 5) need each image's 5 nearest other images
 
-def prepare_reference(reference: ImageSpec, n: int = 10_000, seed: int = 0,
+def prepare_reference(reference: ImageSpec, n_eval: int = 10_000, seed: int = 0,
                       net: FeatureNet | str | None = None, image_shape: tuple | None = None) -> Reference:
-    "Draw disjoint real sets A and B of `n` images (any data spec; a folder is resized to `image_shape`), embed them, and compute the real-vs-real floor."
-    check_number("n", n, MIN_N, integer=True, hint="density and coverage compare each image with its 5 nearest "
+    "Draw disjoint real sets A and B of `n_eval` images (any data spec; a folder is resized to `image_shape`), embed them, and compute the real-vs-real floor."
+    check_number("n_eval", n_eval, MIN_N, integer=True, hint="density and coverage compare each image with its 5 nearest "
                  "neighbours, so every set needs at least 6 images")
     data = as_image_set(reference, image_shape, "reference")
     net = feature_net_for(data.image_shape) if net is None else feature_net(net)
     if len(data) < 2 * MIN_N:
         raise ValueError(f"reference {data.name!r} has {len(data)} images; evaluation needs at least {2 * MIN_N} "
                          f"(two disjoint sets of {MIN_N})")
-    if len(data) < 2 * n:
-        warnings.warn(f"reference {data.name!r} has {len(data)} images, fewer than 2 n = {2 * n}; evaluating at "
-                      f"n = {len(data) // 2} so that generated-vs-real and real-vs-real use the same n")
-        n = len(data) // 2
+    if len(data) < 2 * n_eval:
+        warnings.warn(f"reference {data.name!r} has {len(data)} images, fewer than 2 n_eval = {2 * n_eval}; evaluating at "
+                      f"n_eval = {len(data) // 2} so that generated-vs-real and real-vs-real use the same n")
+        n_eval = len(data) // 2
     perm = np.random.default_rng(seed).permutation(len(data))
-    a, b = data.take(perm[:n]), data.take(perm[n:2 * n])
+    a, b = data.take(perm[:n_eval]), data.take(perm[n_eval:2 * n_eval])
     (fa, pa), (fb, pb) = net.embed(a.images), net.embed(b.images)
     present = [int(c) for c in np.unique(data.labels) if c >= 0]
     class_map = {c: judge_class(data.class_names[c], net) for c in present}
     class_map = {c: j for c, j in class_map.items() if j is not None}
     target = class_map.get(present[0]) if len(present) == 1 else None
-    ref = Reference(data.name, n, seed, net, fa, fb, pa, pb, target, class_map)
+    ref = Reference(data.name, n_eval, seed, net, fa, fb, pa, pb, target, class_map)
     ref.floor = score(fb, pb, ref)
     return ref
 
@@ -143,23 +143,18 @@ class Report:
         return (f"{self.generator} vs {self.reference}: n = {self.n:,} per set, seed {self.seed}, "
                 f"features {self.feature_net}{sha}, {self.seconds:.1f} s")
 
+    COLUMNS = ["metric", "generated vs real", "real vs real (floor)", "better"]
+
     def to_markdown(self) -> str:
-        "The report as a markdown table."
-        lines = [f"**{self.header()}**", "", "| metric | generated vs real | real vs real (floor) | better |",
-                 "|---|---:|---:|---|"]
-        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.rows()]
-        return "\n".join(lines)
+        "The report as a markdown table under its header."
+        return f"**{self.header()}**\n\n" + markdown_table(self.COLUMNS, self.rows(), align="lrrl")
+
+    def to_html(self) -> str:
+        "The same as HTML (the demo's `report.html`)."
+        return f"<p><b>{html.escape(self.header())}</b></p>" + html_table(self.COLUMNS, self.rows(), align="lrrl")
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
-
-    def _repr_html_(self) -> str:
-        cells = "".join(f"<tr><td>{html.escape(a)}</td><td style='text-align:right'>{b}</td>"
-                        f"<td style='text-align:right'>{c}</td><td>{html.escape(d)}</td></tr>"
-                        for a, b, c, d in self.rows())
-        return (f"<p><b>{html.escape(self.header())}</b></p><table><thead><tr><th>metric</th>"
-                f"<th>generated vs real</th><th>real vs real (floor)</th><th>better</th></tr></thead>"
-                f"<tbody>{cells}</tbody></table>")
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -192,20 +187,20 @@ def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray
                          f"evaluate at n <= {len(images)}")
     return images[:n], None, f"{len(images):,} given images"
 
-def evaluate(generator, reference: ImageSpec | Reference, n: int | None = None, seed: int = 0,
+def evaluate(generator, reference: ImageSpec | Reference, n_eval: int | None = None, seed: int = 0,
              net: FeatureNet | str | None = None, train: ImageSpec | None = None) -> Report:
     """Score `generator` (a Keras model or an image array) against `reference` (any data spec), with the real-vs-real floor.
 
-    `n` defaults to 10,000; a prepared `Reference` brings its own `n`, seed and feature network."""
+    `n_eval` defaults to 10,000; a prepared `Reference` brings its own `n_eval`, seed and feature network."""
     t0 = time.perf_counter()
     if isinstance(reference, Reference):
-        if n is not None and n != reference.n:
-            raise ValueError(f"this reference was prepared for n = {reference.n}, not {n}: leave n out, or "
-                             f"prepare another with prepare_reference(..., n={n})")
+        if n_eval is not None and n_eval != reference.n:
+            raise ValueError(f"this reference was prepared for n_eval = {reference.n}, not {n_eval}: leave n_eval out, or "
+                             f"prepare another with prepare_reference(..., n_eval={n_eval})")
         ref = reference
     else:
         shape = image_shape_of(generator) if isinstance(generator, keras.Model) else tuple(np.asarray(generator).shape[1:])
-        ref = prepare_reference(reference, 10_000 if n is None else n, seed, net, shape)
+        ref = prepare_reference(reference, 10_000 if n_eval is None else n_eval, seed, net, shape)
     images, targets, name = _generated(generator, ref.n, seed, ref)
     features, probs = ref.net.embed(images)
     train_features = None
@@ -229,10 +224,10 @@ def nearest_grid(images, train_images, net: FeatureNet, n: int = 8) -> np.ndarra
 class EvaluateEvery:
     "Training callback: evaluate the EMA generator every `every` steps; reports kept in `.reports`."
 
-    def __init__(self, reference: ImageSpec | Reference, every: int = 500, n: int = 1000, seed: int = 0,
+    def __init__(self, reference: ImageSpec | Reference, every: int = 500, n_eval: int = 1000, seed: int = 0,
                  net: FeatureNet | str | None = None, train: ImageSpec | None = None):
         check_number("every", every, 1, integer=True, hint="steps between evaluations")
-        self.reference = reference if isinstance(reference, Reference) else prepare_reference(reference, n, seed, net)
+        self.reference = reference if isinstance(reference, Reference) else prepare_reference(reference, n_eval, seed, net)
         self.every, self.seed, self.train = every, seed, train
         self.reports: list[tuple[int, Report]] = []
         self._next = 0

@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import csv
 import json
+import tarfile
 import time
+from io import BytesIO
 from itertools import groupby
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
-from .core import check_number, image_grid, save_png
-from .data import ImageSet, few_shot, load_dataset
+from .core import check_number, image_grid, markdown_table, save_png
+from .data import ImageSet, as_image_set, few_shot
 from .evaluate import METRIC_INFO, MIN_N, Reference, evaluate, prepare_reference
-from .transfer import AUGMENT, METHODS, augment_setting, fine_tune
+from .models import image_shape_of
+from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
            'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
-           'paired_table']
+           'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -63,6 +67,11 @@ def _cell_key(row: dict) -> tuple:
 # %% ../nbs/08a_fewshot.ipynb #b7581402
 def _resolve_targets(targets: Sequence[str] | dict) -> dict[str, dict]:
     if isinstance(targets, dict):
+        incomplete = [name for name, spec in targets.items() if not {"source", "data"} <= set(spec)]
+        if incomplete:
+            raise ValueError(f"targets {incomplete} need a 'source' (a shipped name, a pretrain run folder or a "
+                             "(generator, discriminator) pair) and 'data' (any data spec: a data set name, a folder, "
+                             "an ImageSet or uint8 images)")
         return targets
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -101,16 +110,18 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     done = {_cell_key(r) for r in earlier}
     todo = [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
             if (name, k, method, augment, seed, steps) not in done][index::count]
-    data = {}
+    loaded = {}                                          # per target: its source models and images, read once
     for (name, k, seed), cells in groupby(todo, key=lambda cell: cell[:3]):
-        spec = targets[name]
-        if name not in data:
-            data[name] = load_dataset(spec["data"]) if isinstance(spec["data"], str) else spec["data"]
-        train, held_out = few_shot(data[name], k, seed=seed)
-        reference = prepare_reference(held_out, n=min(n_eval, len(held_out) // 2), seed=seed)
+        if name not in loaded:
+            source = load_source(targets[name]["source"])
+            loaded[name] = source, as_image_set(targets[name]["data"], image_shape_of(source[0]),
+                                                f"the data of target {name!r}", "its source makes")
+        source, data = loaded[name]
+        train, held_out = few_shot(data, k, seed=seed)
+        reference = prepare_reference(held_out, n_eval=min(n_eval, len(held_out) // 2), seed=seed)
         for *_, method in cells:
             t0 = time.perf_counter()
-            row = run_cell(spec["source"], train, reference, method, augment, steps, seed,
+            row = run_cell(source, train, reference, method, augment, steps, seed,
                            out / "samples" / samples_name(name, k, method, augment, seed), progress)
             row.update(target=name, shots=k)
             _append_result(results, row)
@@ -203,25 +214,23 @@ def results_markdown(summary: list[dict], metric: str = "kid") -> str:
     "A markdown table per target: methods by shots, `metric` as mean ± std over seeds, the best per column in bold."
     label, better, _ = METRIC_INFO[metric]
     pick = max if better == "higher" else min
-    lines = []
+    tables = []
     for target in dict.fromkeys(s["target"] for s in summary):
         cells = [s for s in summary if s["target"] == target]
         shots = sorted({s["shots"] for s in cells})
         best = {k: pick(s[metric] for s in cells if s["shots"] == k) for k in shots}
-        lines += [f"**{target}** — {'judge ' if metric in ('fid', 'kid') else ''}{label} ({better} is better), "
-                  "mean ± std over seeds\n",
-                  "| method | " + " | ".join(f"{k} shots" for k in shots) + " |",
-                  "|---|" + "---:|" * len(shots)]
+        rows = []
         for run, name in _run_labels(cells).items():
-            row = []
+            row = [name]
             for k in shots:
                 s = next((s for s in cells if s["shots"] == k and (s["method"], s["augment"]) == run), None)
                 text = ("–" if s is None else f"{s[metric]:.4f}" if s["seeds"] == 1
                         else f"{s[metric]:.4f} ± {s[metric + '_std']:.4f}")
                 row.append(f"**{text}**" if s is not None and s[metric] == best[k] else text)
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
-        lines.append("")
-    return "\n".join(lines)
+            rows.append(row)
+        title = f"**{target}** — {'judge ' if metric in ('fid', 'kid') else ''}{label} ({better} is better), mean ± std over seeds"
+        tables.append(f"{title}\n\n" + markdown_table(["method"] + [f"{k} shots" for k in shots], rows) + "\n")
+    return "\n".join(tables)
 
 def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     "One panel per target: `metric` against shots (log scale), a line with error bars per method; returns the figure."
@@ -261,19 +270,58 @@ def write_reports(rows: list[dict], out: str | Path) -> None:
     plot_metric_vs_shots(summary, "kid").savefig(out / "kid_vs_shots.png", dpi=90, bbox_inches="tight")
 
 # %% ../nbs/08a_fewshot.ipynb #dba4daab
+def _paired_text(p: dict | None) -> str:
+    "One paired difference as a table cell: `mean ± std (wins/seeds)`, or – where the pair did not run."
+    return "–" if p is None else f"{p['mean']:+.3f} ± {p['std']:.3f} ({p['wins']}/{p['seeds']})"
+
 def paired_table(rows: list[dict], methods: Sequence[str], baseline: str = "scratch", metric: str = "kid",
                  column: str = "method") -> str:
     "A markdown table per target: `method − baseline` per shot count, mean ± std over seeds, and wins/seeds."
     pairs = [p for m in methods for p in paired_differences(rows, m, baseline, metric, column)]
-    lines = []
+    tables = []
     for target in dict.fromkeys(p["target"] for p in pairs):
         shots = sorted({p["shots"] for p in pairs if p["target"] == target})
-        lines += [f"**{target}** — {metric.upper()} of {column} − {baseline}, same seed\n",
-                  f"| {column} | " + " | ".join(f"{k} shots" for k in shots) + " |", "|---|" + "---:|" * len(shots)]
-        for m in methods:
-            cells = {p["shots"]: p for p in pairs if (p["target"], p[column]) == (target, m)}
-            lines.append(f"| {m} | " + " | ".join(
-                "–" if k not in cells else f"{cells[k]['mean']:+.3f} ± {cells[k]['std']:.3f} ({cells[k]['wins']}/{cells[k]['seeds']})"
-                for k in shots) + " |")
-        lines.append("")
-    return "\n".join(lines)
+        cells = {(p[column], p["shots"]): p for p in pairs if p["target"] == target}
+        table = markdown_table([column] + [f"{k} shots" for k in shots],
+                               [[m] + [_paired_text(cells.get((m, k))) for k in shots] for m in methods])
+        tables.append(f"**{target}** — {metric.upper()} of {column} − {baseline}, same seed\n\n{table}\n")
+    return "\n".join(tables)
+
+# %% ../nbs/08a_fewshot.ipynb #40a434a8
+def augment_table(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precision", "recall", "copied")) -> str:
+    "A markdown table: DiffAugment − no augmentation on the same seed, per metric and shot count, with wins/seeds."
+    shots = sorted({r["shots"] for r in rows})
+    body = []
+    for metric in metrics:
+        pairs = {p["shots"]: p for p in paired_differences(rows, "diffaugment", "none", metric, column="augment")}
+        body.append([metric] + [_paired_text(pairs.get(k)) for k in shots])
+    return markdown_table(["DiffAugment − none"] + [f"{k} shots" for k in shots], body)
+
+# %% ../nbs/08a_fewshot.ipynb #d3388e36
+def same_device_pairs(rows_by_device: dict[str, list], partners_by_device: dict[str, list],
+                      augment: str = "diffaugment") -> list[dict]:
+    "The runs of `rows_by_device` with their `augment` partners of the same cell from `partners_by_device`, same device."
+    paired = []
+    for device, rows in rows_by_device.items():
+        cells = {(r["target"], r["shots"], r["method"], r["seed"]) for r in rows}
+        paired += rows + [r for r in partners_by_device.get(device, [])
+                          if (r["target"], r["shots"], r["method"], r["seed"]) in cells and r["augment"] == augment]
+    return paired
+
+# %% ../nbs/08a_fewshot.ipynb #5ba71fd5
+def read_samples(path: str | Path, target: str, shots: int, seed: int = 0) -> dict[str, np.ndarray]:
+    "The sample grids of one target, shot count and seed, by run name, from a `samples/` folder or its `.tar.gz`."
+    prefix, suffix = f"{target}_k{shots}_", f"_s{seed}"
+    run_of = lambda stem: stem[len(prefix):-len(suffix)] if stem.startswith(prefix) and stem.endswith(suffix) else None
+    path, grids = Path(path), {}
+    if path.is_dir():
+        for file in sorted(path.glob("*.png")):
+            if run_of(file.stem):
+                grids[run_of(file.stem)] = np.asarray(Image.open(file))
+        return grids
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            stem = Path(member.name).stem
+            if member.isfile() and run_of(stem):
+                grids[run_of(stem)] = np.asarray(Image.open(BytesIO(tar.extractfile(member).read())))
+    return grids

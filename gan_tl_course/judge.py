@@ -29,7 +29,7 @@ __all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOOR
 
 # %% ../nbs/06a_judge.ipynb #1fbe3daa
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
-JUDGE_NAMES = ("gray28", "emoji32")
+JUDGE_NAMES = ("gray28", "rgb32")
 JUDGE_CLASSES = {"gray28": list(FASHION_CLASSES) + DIGIT_NAMES}
 ASSETS = Path(gan_tl_course.__file__).parent / "assets"
 
@@ -61,14 +61,14 @@ def judge_data(name: str, seed: int = 0, limit: int | None = None) -> tuple[Imag
                             f"fashion_mnist_{split}+mnist_5k_{split}")
         train = merge(fashion_train, digits.take(~test_mask), "train")
         test = merge(fashion_test, digits.take(test_mask), "test")
-    elif name == "emoji32":
+    elif name == "rgb32":
         emoji = load_emoji(32, sequences=True)
         base = np.array([k.split()[0] for k in emoji.keys])
         test_mask = _split_by_group(base, 0.2, seed)
         train, test = emoji.take(~test_mask), emoji.take(test_mask)
         train.name, test.name = "emoji_train (80% of base emoji)", "emoji_test (20% of base emoji)"
     else:
-        raise ValueError(f"unknown judge {name!r}; the judges are 'gray28' and 'emoji32'")
+        raise ValueError(f"unknown judge {name!r}; the judges are 'gray28' and 'rgb32'")
     return _subsample(train, limit, seed), _subsample(test, limit, seed + 1)
 
 # %% ../nbs/06a_judge.ipynb #d3387673
@@ -200,7 +200,7 @@ def update_manifest(folder: str | Path, key: str, entry: dict) -> None:
 def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
                 width: int = 16, out_dir: str | Path = ASSETS, limit: int | None = None, command: str | None = None,
                 verbose: int = 2) -> dict:
-    "Train the judge `name` ('gray28' or 'emoji32'), test it per class, save it to `out_dir`; its manifest entry."
+    "Train the judge `name` ('gray28' or 'rgb32'), test it per class, save it to `out_dir`; its manifest entry."
     set_seed(seed)
     train, test = judge_data(name, seed=seed, limit=limit)
     classes = train.class_names
@@ -237,7 +237,7 @@ def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 12
 
 # %% ../nbs/06a_judge.ipynb #217ea195
 def load_judge(name: str = "gray28", folder: str | Path = ASSETS) -> FeatureNet:
-    "The shipped judge `name` ('gray28' or 'emoji32') as a `FeatureNet`, after checking its sha256."
+    "The shipped judge `name` ('gray28' or 'rgb32') as a `FeatureNet`, after checking its sha256."
     manifest = read_manifest(folder)
     if name not in manifest:
         raise FileNotFoundError(f"no judge {name!r} in {Path(folder) / 'MANIFEST.json'} "
@@ -267,7 +267,7 @@ def _load_judge_file(path: str, sha256: str, name: str, image_shape: tuple, clas
 JUDGE_FLOORS = {
     "gray28": dict(mean=0.90, per_class={**{c: 0.75 for c in FASHION_CLASSES}, "Shirt": 0.55,
                                          **{d: 0.90 for d in DIGIT_NAMES}}),
-    "emoji32": dict(mean=0.30, per_class={}),
+    "rgb32": dict(mean=0.30, per_class={}),
 }
 
 def judge_accuracy_report(name: str) -> dict[str, float]:
@@ -318,19 +318,19 @@ def load_inception(weights: str | Path | None = None, download: bool = False) ->
 
 # %% ../nbs/06a_judge.ipynb #1977e99a
 def feature_net(spec: str | FeatureNet) -> FeatureNet:
-    "A `FeatureNet` from a name ('gray28', 'emoji32', 'inception') or a `FeatureNet` itself."
+    "A `FeatureNet` from a name ('gray28', 'rgb32', 'inception') or a `FeatureNet` itself."
     if isinstance(spec, FeatureNet):
         return spec
     if spec == "inception":
         return load_inception()
-    if spec in ("gray28", "emoji32"):
+    if spec in ("gray28", "rgb32"):
         return load_judge(spec)
-    raise ValueError(f"unknown feature network {spec!r}; use 'gray28', 'emoji32', 'inception' or a FeatureNet")
+    raise ValueError(f"unknown feature network {spec!r}; use 'gray28', 'rgb32', 'inception' or a FeatureNet")
 
 def feature_net_for(image_shape: tuple[int, int, int]) -> FeatureNet:
     "The shipped judge for images of `image_shape` (H, W, C)."
     shape = tuple(int(s) for s in image_shape)
-    names = {(28, 28, 1): "gray28", (32, 32, 3): "emoji32"}
+    names = {(28, 28, 1): "gray28", (32, 32, 3): "rgb32"}
     if shape not in names:
         raise ValueError(f"no shipped judge for images of shape {shape} (the judges take (28, 28, 1) and "
                          "(32, 32, 3)); pass feature_net='inception' (needs its weights), resize your images, "

@@ -13,15 +13,18 @@ from keras import layers
 from .core import check_number
 
 # %% auto #0
-__all__ = ['PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers', 'call_inputs',
-           'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of', 'is_conditional', 'num_label_classes']
+__all__ = ['PRESETS', 'RENAMED_PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers',
+           'call_inputs', 'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of', 'is_conditional',
+           'num_label_classes']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
-    "fashion28": dict(image_shape=(28, 28, 1), latent_dim=64, width=64),
-    "emoji32": dict(image_shape=(32, 32, 3), latent_dim=128, width=64),
-    "rgb64": dict(image_shape=(64, 64, 3), latent_dim=128, width=64),
+    "dcgan28": dict(image_shape=(28, 28, 1), latent_dim=64, width=64),
+    "dcgan32": dict(image_shape=(32, 32, 3), latent_dim=128, width=64),
+    "dcgan64": dict(image_shape=(64, 64, 3), latent_dim=128, width=64),
 }
+# the names before 2026-12-01, when a preset shared its name with a source or a judge: read in old run records
+RENAMED_PRESETS = {"fashion28": "dcgan28", "emoji32": "dcgan32", "rgb64": "dcgan64"}
 
 def _init():
     "DCGAN initialisation: kernels drawn from N(0, 0.02)."
@@ -94,11 +97,12 @@ def build_discriminator(image_shape=(28, 28, 1), width: int = 64, num_classes: i
     return keras.Model([img, y], logits, name=name)
 
 # %% ../nbs/02_models.ipynb #8cb36b8d
-def build_gan(preset: str = "fashion28", num_classes: int | None = None,
+def build_gan(preset: str = "dcgan28", num_classes: int | None = None,
               width: int | None = None) -> tuple[keras.Model, keras.Model]:
     "Generator and discriminator for a named preset (see `PRESETS`)."
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        renamed = f" (it was renamed {RENAMED_PRESETS[preset]!r})" if preset in RENAMED_PRESETS else ""
+        raise ValueError(f"unknown preset {preset!r}{renamed}; choose one of {sorted(PRESETS)}")
     cfg = dict(PRESETS[preset])
     if width is not None:
         cfg["width"] = width

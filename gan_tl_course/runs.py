@@ -120,13 +120,16 @@ def read_run_record(path: str | Path) -> dict:
         raise RunRecordError(f"{file} is damaged: it holds no 'kind' and 'options' of a run, {fix}")
     return record
 
-def resume_options(path: str | Path, kind: str, given: dict, keys=(), label: Callable[[str], str] = str) -> dict:
+def resume_options(path: str | Path, kind: str, given: dict, keys=(), label: Callable[[str], str] = str,
+                   renamed: dict[str, dict] | None = None) -> dict:
     """The recorded options of the `kind` run in `path`, checked: each of `keys` must be recorded, and each setting
-    in `given` must equal the recorded one (`RunConflict` names those that differ, written with `label`)."""
+    in `given` must equal the recorded one (`RunConflict` names those that differ, written with `label`).
+    `renamed` maps an option to {old spelling: today's} for values a run recorded before a rename."""
     record = read_run_record(path)
     if record["kind"] != kind:
         raise RunRecordError(f"{path} holds a {record['kind']} run, not a {kind} run; resume it with its own command")
-    stored = record["options"]
+    stored = {k: (renamed or {}).get(k, {}).get(v, v) if isinstance(v, str) else v
+              for k, v in record["options"].items()}
     missing = [k for k in keys if k not in stored]
     if missing:
         raise RunRecordError(f"{Path(path) / 'run.json'} is damaged: it does not record "

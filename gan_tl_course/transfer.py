@@ -30,7 +30,7 @@ from .train import GANTrainer, TrainConfig, value_and_grad
 __all__ = ['SOURCE_PREFIX', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup',
            'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher',
            'EWC', 'miner_network', 'MineGAN', 'block_features', 'distance_consistency', 'CDC', 'get_method',
-           'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
+           'load_source', 'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -45,7 +45,7 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
         raise FileNotFoundError(f"{run} is not a finished pretrain run (missing {', '.join(missing)})")
     options, result = read_run_record(run)["options"], json.loads((run / "result.json").read_text())
     generator = load_model_file(run / "ema_generator.keras", "generator")
-    report = evaluate(generator, options["dataset"], n=n)
+    report = evaluate(generator, options["dataset"], n_eval=n)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for role, file in (("generator", "ema_generator.keras"), ("discriminator", "discriminator.keras")):
@@ -310,7 +310,7 @@ def _run_source(run: Path) -> tuple[keras.Model, keras.Model]:
     return (load_model_file(run / "ema_generator.keras", "source generator"),
             load_model_file(run / "discriminator.keras", "source discriminator"))
 
-def _source_models(source) -> tuple[keras.Model, keras.Model]:
+def load_source(source) -> tuple[keras.Model, keras.Model]:
     "`(generator, discriminator)` from a shipped source name, a pretrain run folder, or a pair of models."
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return source[0], source[1]
@@ -369,14 +369,14 @@ def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetun
     policy, ada_target = augment_setting(augment)
     config = _transfer_config(config, steps, seed, policy, ada_target)
     method = get_method(method, **options)
-    g_source, d_source = _source_models(source)
+    g_source, d_source = load_source(source)
     images = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes").images  # a folder is resized
     if run_dir is not None:                          # what the run is: recorded, and checked on a resume
         identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
                         source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
                         target_sha256=sha256_arrays([images]), target_images=len(images))
     if resume:
-        resume_options(run_dir, "finetune", identity)
+        resume_options(run_dir, "finetune", identity, renamed={"augment": {"": "none"}})   # "": before 2026-12-01
     set_seed(seed)
     setup = method.setup(copy_model(g_source), copy_model(d_source))
     trainer = GANTrainer(setup.generator, setup.discriminator, images, config, run_dir=run_dir,
@@ -434,7 +434,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
     get_method(method)
     t_start = time.perf_counter()
     train, held_out = few_shot(load_mnist_5k(), shots, seed=seed)
-    reference = prepare_reference(held_out, n=n_eval, seed=seed)
+    reference = prepare_reference(held_out, n_eval=n_eval, seed=seed)
     options = dict(source=str(source), shots=shots, steps=steps, method=method, augment=augment, n_eval=n_eval, seed=seed)
     moved = start_run(out, "demo", options, overwrite=overwrite, name="out")
     save_png(image_grid(train.images[:100], ncols=20), out / "shots.png")
@@ -451,7 +451,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
         plot_history(trainer.history, title=name).savefig(out / f"{how}_loss.png", dpi=80)
         runs[how] = dict(report=report.to_dict(), train_seconds=seconds)
         html += [f"<h2>{name}</h2><p>{steps} steps in {seconds:.0f} s</p><img src='{how}_samples.png' width='100%'>",
-                 report._repr_html_(), f"<img src='{how}_loss.png'>"]
+                 report.to_html(), f"<img src='{how}_loss.png'>"]
         md += [f"## {name}\n\n{steps} steps in {seconds:.0f} s\n\n![{name}]({how}_samples.png)\n",
                report.to_markdown() + "\n", f"![loss]({how}_loss.png)\n"]
     html.insert(0, f"<p>The {shots} training digits:</p><img src='shots.png'>")

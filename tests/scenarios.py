@@ -23,7 +23,7 @@ def images() -> np.ndarray:
 
 def make_trainer(run_dir=None, **config) -> GANTrainer:
     set_seed(0)
-    g, d = build_gan("fashion28", width=WIDTH)
+    g, d = build_gan("dcgan28", width=WIDTH)
     cfg = TrainConfig(batch_size=BATCH, steps_per_call=10, checkpoint_every=10, sample_every=1000, **config)
     return GANTrainer(g, d, images(), cfg, run_dir=run_dir)
 
@@ -95,7 +95,7 @@ def transfer_methods(out: Path) -> dict:
     "`inspect_method` for every transfer method on a small random source and 64 Fashion-MNIST images."
     from gan_tl_course.transfer import METHODS, MineGAN, inspect_method
     set_seed(0)
-    g, d = build_gan("fashion28", width=WIDTH)
+    g, d = build_gan("dcgan28", width=WIDTH)
     reports = {name: inspect_method(MineGAN(mine_steps=10) if name == "minegan" else name, g, d, images()[:64])
                for name in METHODS}                       # minegan: 10 steps of mining, then 10 of joint tuning
     reports["minegan_mining"] = inspect_method(MineGAN(mine_steps=1000), g, d, images()[:64])

@@ -10,7 +10,7 @@ def test_judges_meet_their_floors_on_every_backend(scenario, backend):
     from gan_tl_course.judge import check_judge_floors, read_manifest
     measured = scenario("judge_accuracy", backend)
     manifest = read_manifest()
-    assert set(measured) == {"gray28", "emoji32"}
+    assert set(measured) == {"gray28", "rgb32"}
     for name, accuracy in measured.items():
         print(name, backend, {c: round(a, 3) for c, a in accuracy.items()})
         assert check_judge_floors(name, accuracy) == []

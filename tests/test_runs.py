@@ -281,8 +281,8 @@ def test_evaluate_checks_n_and_json_before_evaluating(pretrained, tmp_path, monk
     import gan_tl_course.evaluate
     monkeypatch.setattr(gan_tl_course.evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluation ran"))
     for n in ("2", "5"):
-        refused("evaluate", "--generator", pretrained, "--reference", "fashion_mnist:test", "--n", n,
-                contains="--n must be an integer >= 6")
+        refused("evaluate", "--generator", pretrained, "--reference", "fashion_mnist:test", "--n-eval", n,
+                contains="--n-eval must be an integer >= 6")
     refused("evaluate", "--generator", pretrained, "--reference", "fashion_mnist:test", "--json", tmp_path,
             contains="--json must be a .json file that can be written", untouched=tmp_path)
 
