@@ -17,6 +17,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: setup.py settings.ini | $(BIN)/python
 	$(BIN)/pip install -q -e ".[tensorflow]"
+	$(BIN)/pip install -q --no-deps "animal-mnist==0.4"    # its data files only: its own loader needs TensorFlow (chapter 1)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

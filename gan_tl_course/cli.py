@@ -15,7 +15,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
-           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'make_parser', 'main']
+           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'make_parser',
+           'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -471,6 +472,40 @@ def judge_command(args: argparse.Namespace) -> int:
     print(f"mean class accuracy {entry['mean_class_accuracy']:.4f}; wrote {entry['file']} to {args.out or ASSETS}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #7f2bcc60
+def _add_probe(sub) -> None:
+    p = sub.add_parser("probe", help="linear probes of a source discriminator's features on labelled targets",
+                       description="Probe every block of a source's discriminator, frozen, with a logistic regression "
+                                   "on a few labelled images per class, against pixels, a random discriminator, a CNN "
+                                   "trained on the shots and a supervised reference (chapter 8b).")
+    p.add_argument("--source", default="fashion28", help="shipped source or pretrain run folder")
+    p.add_argument("--targets", nargs="+", default=["fashion", "digits", "animals"], choices=["fashion", "digits", "animals"])
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 50], help="labelled images per class")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--no-supervised", action="store_true", help="leave out the supervised reference (trains a CNN first)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per pool and test set (a quick look)")
+    p.add_argument("--csv", help="also write every row to this .csv file")
+    p.set_defaults(func=probe_command)
+
+def probe_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl probe` and print the accuracy tables."
+    import csv
+    from gan_tl_course.core import check_number, check_output_file
+    from gan_tl_course.features import feature_networks, probe_benchmark, probe_table, probe_targets, supervised_classifier
+    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
+    for k in args.shots:
+        check_number("--shots", k, 1, integer=True, hint="labelled images per class")
+    supervised = None if args.no_supervised else supervised_classifier()
+    targets = probe_targets(args.targets, limit=args.limit)
+    rows = probe_benchmark(targets, feature_networks(args.source, supervised), args.shots, args.seeds)
+    print(probe_table(rows))
+    if out is not None:
+        with open(out, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader(); writer.writerows(rows)
+        print(f"{len(rows)} rows in {out}")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #10c7d693
 def make_parser() -> argparse.ArgumentParser:
     "The `gan-tl` argument parser with all sub-commands."
@@ -479,7 +514,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge):
+                _add_evaluate, _add_judge, _add_probe):
         add(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False

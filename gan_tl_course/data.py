@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import inspect
 import os
+import pickle
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -22,11 +24,12 @@ from keras import ops
 from .core import BadValue, cache_dir, check_number, sha256_file
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES', 'EMOJI_CLASSES',
-           'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet', 'find_fashion_mnist',
-           'read_idx', 'load_fashion_mnist', 'load_mnist_5k', 'load_mnist', 'load_sklearn_digits', 'emoji_group',
-           'find_emoji_font', 'load_emoji', 'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot',
-           'DeviceImages']
+__all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES',
+           'ANIMAL_CLASSES', 'ANIMAL_FILES', 'EMOJI_CLASSES', 'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS',
+           'DATASETS', 'ImageSpec', 'ImageSet', 'find_fashion_mnist', 'read_idx', 'load_fashion_mnist', 'load_mnist_5k',
+           'load_mnist', 'load_sklearn_digits', 'ArrayUnpickler', 'load_array_pickle', 'near_duplicate_groups',
+           'load_animal_mnist', 'emoji_group', 'find_emoji_font', 'load_emoji', 'load_image_folder', 'load_dataset',
+           'as_image_set', 'few_shot', 'DeviceImages']
 
 # %% ../nbs/01_data.ipynb #cd5e00c7
 def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
@@ -275,6 +278,82 @@ def load_sklearn_digits(size: int = 8) -> ImageSet:
         x = _resize_gray(x, int(size))
     return ImageSet(x[..., None], d.target, list(DIGIT_CLASSES), "sklearn_digits" if size == 8 else f"sklearn_digits{size}")
 
+# %% ../nbs/01_data.ipynb #55faca19
+_RECONSTRUCT = np.empty(0).__reduce__()[0]          # numpy's array rebuilder, wherever this numpy version keeps it
+_ARRAY_GLOBALS = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                  ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+                  ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT}
+
+class ArrayUnpickler(pickle.Unpickler):
+    "An unpickler that rebuilds numpy arrays and refuses every other global, so a pickle cannot run code."
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: only numpy arrays are read from this file")
+        return _ARRAY_GLOBALS[module, name]
+
+def load_array_pickle(path: str | Path) -> np.ndarray:
+    "A numeric numpy array from a gzipped pickle, read with `ArrayUnpickler` (never with `pickle.load`)."
+    try:
+        with gzip.open(path, "rb") as f:
+            array = ArrayUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a pickled numpy array that is safe to read ({e})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+        what = f"an array of dtype {array.dtype}" if isinstance(array, np.ndarray) else type(array).__name__
+        raise ValueError(f"{path}: holds {what}, not a numeric array; refused (Python objects may run code)")
+    return array
+
+# %% ../nbs/01_data.ipynb #a0a64ec7
+ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+ANIMAL_FILES = {"animal_data_version_3.gz": "68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",
+                "animal_label_version_3.gz": "dec8dba7c469830989fbab46825021a08a38470753a512f27ada847eced97b57"}
+
+def near_duplicate_groups(images: np.ndarray, labels: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    "A group id per image: images of one class whose RMS pixel difference (0–1 scale) is below `threshold` share one."
+    from scipy.sparse.csgraph import connected_components
+    x = images.reshape(len(images), -1).astype(np.float32) / 255
+    groups, start = np.zeros(len(x), np.int64), 0
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        sq = (x[rows] ** 2).sum(1)
+        rms = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * x[rows] @ x[rows].T, 0) / x.shape[1])
+        n, ids = connected_components(rms < threshold, directed=False)
+        groups[rows], start = start + ids, start + n
+    return groups
+
+def _animal_folder() -> Path:
+    "The data folder of the installed `animal-mnist` wheel (found without importing it)."
+    spec = importlib.util.find_spec("animal_mnist")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the animal-mnist wheel is not installed: `pip install --no-deps animal-mnist==0.4` "
+                                "(--no-deps: its own loader needs TensorFlow; the course reads only its data files)")
+    return Path(spec.origin).parent / "data" / "Animal_MNIST"
+
+def load_animal_mnist(split: str = "train", test_per_class: int = 200) -> ImageSet:
+    """The `animal-mnist` wheel's 10 × 1,000 silhouettes as `(N, 28, 28, 1)` uint8: `split` 'train', 'test' or 'all'.
+    The test split holds `test_per_class` images of each class, whole near-duplicate groups only (seed 0)."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    folder = _animal_folder()
+    for file, sha in ANIMAL_FILES.items():
+        if not (folder / file).is_file() or sha256_file(folder / file) != sha:
+            raise ValueError(f"{folder / file} is missing or not the file of animal-mnist 0.4 (sha256); reinstall it "
+                             "with `pip install --no-deps --force-reinstall animal-mnist==0.4`")
+    images = load_array_pickle(folder / "animal_data_version_3.gz").astype(np.uint8)[..., None]
+    labels = load_array_pickle(folder / "animal_label_version_3.gz").astype(np.int64)
+    groups = near_duplicate_groups(images, labels)
+    rng, test = np.random.default_rng(0), np.zeros(len(images), bool)
+    for c in range(len(ANIMAL_CLASSES)):
+        for g in rng.permutation(np.unique(groups[labels == c])):
+            if test[labels == c].sum() >= test_per_class:
+                break
+            test[groups == g] = True
+    keep = {"train": ~test, "test": test, "all": np.ones(len(images), bool)}[split]
+    return ImageSet(images[keep], labels[keep], list(ANIMAL_CLASSES),
+                    "animal_mnist" if split == "train" else f"animal_mnist_{split}",
+                    keys=[f"group {g}" for g in groups[keep]])
+
 # %% ../nbs/01_data.ipynb #67d7f130
 EMOJI_CLASSES = ["smileys & people", "animals & nature", "food & drink", "travel & places",
                  "activities", "objects", "symbols", "flags"]
@@ -485,6 +564,7 @@ DATASETS: dict[str, Callable[..., ImageSet]] = {
     "mnist": load_mnist,
     "sklearn_digits": load_sklearn_digits,
     "emoji": load_emoji,
+    "animal_mnist": load_animal_mnist,
 }
 
 def _parse_classes(spec: str) -> tuple[list, bool]:

@@ -14,8 +14,8 @@ from .core import check_number
 
 # %% auto #0
 __all__ = ['PRESETS', 'RENAMED_PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers',
-           'call_inputs', 'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of', 'is_conditional',
-           'num_label_classes']
+           'call_inputs', 'block_outputs', 'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of',
+           'is_conditional', 'num_label_classes']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
@@ -129,6 +129,11 @@ def block_layers(model: keras.Model, block: str) -> list:
 def call_inputs(model: keras.Model):
     "The model's inputs as callers pass them: the one tensor of a single-input model, else the list."
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+def block_outputs(model: keras.Model, prefix: str) -> keras.Model:
+    "A model from `model`'s inputs to the output of each block `{prefix}_block_i` (its last layer), in order."
+    outputs = [block_layers(model, b)[-1].output for b in block_names(model, prefix)]
+    return keras.Model(call_inputs(model), outputs, name=f"{model.name}_blocks")
 
 # %% ../nbs/02_models.ipynb #6d754e33
 def copy_model(model: keras.Model) -> keras.Model:

@@ -21,16 +21,17 @@ from .augment import POLICY, parse_policy
 from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
 from .data import ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
-from .models import (
-    block_layers, block_names, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of, load_model_file)
+from gan_tl_course.models import (
+    block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
+    load_model_file)
 from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup',
            'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher',
-           'EWC', 'miner_network', 'MineGAN', 'block_features', 'distance_consistency', 'CDC', 'get_method',
-           'load_source', 'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
+           'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC', 'get_method', 'load_source',
+           'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -244,11 +245,6 @@ class MineGAN(TransferMethod):
             return [joint if id(v) in late else 1.0 for v in mined.trainable_variables]
         return TransferSetup(mined, discriminator, g_gradient_scale=scale)
 
-def block_features(generator: keras.Model) -> keras.Model:
-    "A model from G's latent input to the output of each generator block `g_block_i` (their last layer)."
-    outputs = [block_layers(generator, b)[-1].output for b in block_names(generator, "g")]
-    return keras.Model(call_inputs(generator), outputs, name=f"{generator.name}_blocks")
-
 def _similarity_log_softmax(features):
     "Row-wise log-softmax over the other samples of the cosine similarities of flattened `features` (B, ...)."
     f = ops.reshape(ops.cast(features, "float32"), (ops.shape(features)[0], -1))
@@ -278,7 +274,7 @@ class CDC(TransferMethod):
             raise ValueError("cdc compares samples of an unconditional generator; this one is conditional")
         source = copy_model(generator)
         source.trainable = False
-        source_blocks, target_blocks = block_features(source), block_features(generator)
+        source_blocks, target_blocks = block_outputs(source, "g"), block_outputs(generator, "g")
         strength = self.strength
         def penalty(z):
             s = [ops.stop_gradient(f) for f in source_blocks(z, training=False)]
