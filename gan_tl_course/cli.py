@@ -491,13 +491,20 @@ def probe_command(args: argparse.Namespace) -> int:
     "Run `gan-tl probe` and print the accuracy tables."
     import csv
     from gan_tl_course.core import check_number, check_output_file
-    from gan_tl_course.features import feature_networks, probe_benchmark, probe_table, probe_targets, supervised_classifier
+    from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
+                                        supervised_classifier, supervised_features)
     out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
     for k in args.shots:
         check_number("--shots", k, 1, integer=True, hint="labelled images per class")
-    supervised = None if args.no_supervised else supervised_classifier()
+    for seed in args.seeds:
+        check_number("--seeds", seed, 0, integer=True)
+    if args.limit is not None:
+        check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
+    networks = feature_networks(args.source)                   # a bad --source is refused before any training
     targets = probe_targets(args.targets, limit=args.limit)
-    rows = probe_benchmark(targets, feature_networks(args.source, supervised), args.shots, args.seeds)
+    if not args.no_supervised:
+        networks["supervised CNN"] = supervised_features(supervised_classifier())
+    rows = probe_benchmark(targets, networks, args.shots, args.seeds)
     print(probe_table(rows))
     if out is not None:
         with open(out, "w", newline="") as f:

@@ -18,7 +18,8 @@ from .transfer import load_source
 
 # %% auto #0
 __all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'supervised_classifier',
-           'feature_networks', 'scratch_cnn_accuracy', 'probe_benchmark', 'best_blocks', 'probe_table']
+           'feature_networks', 'supervised_features', 'scratch_cnn_accuracy', 'probe_benchmark', 'best_blocks',
+           'probe_table']
 
 # %% ../nbs/08b_features.ipynb #b7488d3e
 def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
@@ -98,17 +99,18 @@ def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int =
     model.fit(to_unit(train.images), train.labels, batch_size=128, epochs=epochs, verbose=0)
     return model
 
-def feature_networks(source: str = "fashion28", supervised: keras.Model | None = None, seed: int = 0) -> dict:
-    "Feature functions by name: images -> {block: features}, for the source D, a random D, pixels and the supervised CNN."
+def feature_networks(source: str = "fashion28", seed: int = 0) -> dict:
+    "Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels."
     _, d = load_source(source)
     set_seed(seed)
     random_d = keras.models.clone_model(d)                     # same layers, fresh weights from their initialisers
-    nets = {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
+    return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
             "pixels": lambda x: {"pixels": x.reshape(len(x), -1).astype(np.float32)}}
-    if supervised is not None:
-        features = keras.Model(supervised.inputs, supervised.get_layer("features").output)
-        nets["supervised CNN"] = lambda x: {"features": features.predict(to_unit(x), batch_size=500, verbose=0)}
-    return nets
+
+def supervised_features(classifier: keras.Model):
+    "The feature function of a trained classifier's `features` layer (the supervised reference)."
+    features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    return lambda x: {"features": features.predict(to_unit(x), batch_size=500, verbose=0)}
 
 def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
     "Test accuracy of the small CNN trained from scratch on `train` alone for `steps` batches of up to 64."
