@@ -38,6 +38,8 @@ def _add_pretrain(sub) -> None:
                         "(e.g. fashion_mnist:-Bag for all but bags) or an image folder")
     p.add_argument("--preset", default="dcgan28", choices=list(PRESETS), help="model preset")
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
+    p.add_argument("--conditional", action="store_true",
+                   help="class-conditional G and D: one label embedding row per class of --dataset (a folder's subfolders)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
     p.add_argument("--batch", type=int, default=64, help="batch size")
     p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
@@ -59,8 +61,9 @@ def _add_pretrain(sub) -> None:
 class CLIError(Exception):
     "A mistake in the command line or its inputs that the user can fix; printed without a traceback."
 
-_PRETRAIN_KEYS = ("dataset", "preset", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
+_PRETRAIN_KEYS = ("dataset", "preset", "conditional", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
                   "steps_per_call", "precision")
+_ADDED = {"conditional": False}        # options newer than some recorded runs: the value those runs had
 _BOOKKEEPING = ("sample_every", "checkpoint_every")          # recorded; a resume may change them
 _OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch",
                  "data_sha256": "the sha256 of the --dataset images"}
@@ -106,7 +109,7 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
         raise CLIError("--resume continues the run in --out and --overwrite moves it aside: choose one")
     renamed = {"preset": RENAMED_PRESETS, "augment": {"": "none"}}       # spellings older records may hold
     stored = resume_options(args.out, kind, {k: getattr(args, k) for k in keys if k in args.given}, keys, _option,
-                            renamed)
+                            renamed, _ADDED)
     for k in keys + tuple(b for b in bookkeeping if b not in args.given and b in stored):
         setattr(args, k, stored[k])
     _check_steps(args)
@@ -169,7 +172,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     if checkpoint:
         resume_options(args.out, "pretrain", {"data_sha256": options["data_sha256"]}, label=_option)
     set_seed(args.seed)
-    g, d = build_gan(args.preset, width=args.width)
+    g, d = build_gan(args.preset, num_classes=len(data.class_names) if args.conditional else None, width=args.width)
     trainer = GANTrainer(g, d, data, config, run_dir=args.out)
     if checkpoint:
         print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
@@ -198,7 +201,7 @@ def _add_finetune(sub) -> None:
                                     "(required for a new run)")
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--method", default="finetune", choices=list(METHODS))
-    p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g)")
+    p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g; projected: frozen D blocks, a head after each)")
     p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
     p.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
     p.add_argument("--augment", default=AUGMENT,
@@ -293,6 +296,8 @@ def _add_transfer_bench(sub) -> None:
     p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
     p.add_argument("--augment", default=AUGMENT, help="'diffaugment', 'ada', 'none' or a DiffAugment policy")
     p.add_argument("--n-eval", type=int, default=2000, help="images per evaluation set")
+    p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
+                   help="also evaluate every STEPS steps during each run, into curves.csv (e.g. 250)")
     p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)
@@ -320,14 +325,15 @@ def transfer_bench_command(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, "--out")
     t0 = time.perf_counter()
     rows = transfer_benchmark(out, _targets(args.targets), args.shots, args.methods, args.seeds, args.steps, args.augment,
-                              args.n_eval, shard=tuple(args.shard))
+                              args.n_eval, args.eval_every, shard=tuple(args.shard))
     log = out / "benchmark.json"
     runs = json.loads(log.read_text())["runs"] if log.is_file() else []
     runs.append(dict(command=args.command_line, runtime=runtime_info(), seconds=round(time.perf_counter() - t0, 1),
                      date=time.strftime("%Y-%m-%d")))
     log.write_text(json.dumps(dict(runs=runs), indent=1))
     print(results_markdown(summarize(rows)))
-    print(f"{len(rows)} runs in {out}/results.csv; tables in results.md, plot in kid_vs_shots.png")
+    print(f"{len(rows)} runs in {out}/results.csv; tables in results.md, plot in kid_vs_shots.png"
+          + ("; curves in curves.csv, curves.md and kid_vs_steps.png" if (out / "curves.csv").is_file() else ""))
     return 0
 
 # %% ../nbs/11_cli.ipynb #9e3e3441

@@ -13,7 +13,7 @@ import numpy as np
 
 from .core import check_number, markdown_table, set_seed, to_unit
 from .data import ImageSet, load_dataset
-from .models import block_names, block_outputs
+from .models import block_names, block_outputs, image_shape_of
 from .transfer import load_source
 
 # %% auto #0
@@ -28,17 +28,30 @@ def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
     cells = [cell.mean(axis=(1, 2)) for row in rows for cell in np.array_split(row, grid, axis=2)]
     return np.concatenate(cells, axis=1)
 
+def _check_images(model: keras.Model, images: np.ndarray) -> None:
+    "Refuse images of another shape than `model` takes, naming both and the fix."
+    shape, takes = tuple(np.shape(images)[1:]), image_shape_of(model)
+    if shape != takes:
+        raise ValueError(f"{model.name} takes {'×'.join(map(str, takes))} images and these are "
+                         f"{'×'.join(map(str, shape))}: use a network made for this shape (for 28×28 gray targets, the "
+                         "fashion28 source), or resize the images first (data.as_image_set)")
+
 def block_features(model: keras.Model, images: np.ndarray, prefix: str = "d", grid: int = 2,
-                   batch_size: int = 500) -> dict[str, np.ndarray]:
-    "Pooled features of uint8 `images` at every block `{prefix}_block_i` of `model`, by block name."
-    blocks = block_outputs(model, prefix)
+                   blocks: Sequence[str] | None = None, batch_size: int = 500) -> dict[str, np.ndarray]:
+    "Pooled features of uint8 `images` at the blocks `{prefix}_block_i` of `model` (all, or those in `blocks`), by name."
     names = block_names(model, prefix)                         # the order of block_outputs
+    unknown = [b for b in blocks or () if b not in names]
+    if unknown or not names:
+        raise ValueError(f"{model.name} has no block {', '.join(unknown) or prefix + '_block_*'}; its blocks with "
+                         f"prefix {prefix!r} are: {', '.join(names) or 'none'} (a generator's have prefix 'g')")
+    _check_images(model, images)
+    outputs = block_outputs(model, prefix)
     out = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
-        maps = blocks.predict(to_unit(images[start:start + batch_size]), verbose=0)
+        maps = outputs.predict(to_unit(images[start:start + batch_size]), verbose=0)
         for name, m in zip(names, maps if isinstance(maps, list) else [maps]):
             out[name].append(pool_grid(m, grid))
-    return {name: np.concatenate(parts) for name, parts in out.items()}
+    return {name: np.concatenate(parts) for name, parts in out.items() if name in (blocks or names)}
 
 # %% ../nbs/08b_features.ipynb #494bdfba
 def per_class_shots(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -99,9 +112,11 @@ def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int =
     model.fit(to_unit(train.images), train.labels, batch_size=128, epochs=epochs, verbose=0)
     return model
 
-def feature_networks(source: str = "fashion28", seed: int = 0) -> dict:
-    "Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels."
+def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tuple = (28, 28, 1)) -> dict:
+    """Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels.
+    A source that does not take `image_shape` images (those of the probe targets) is refused at once."""
     _, d = load_source(source)
+    _check_images(d, np.zeros((0, *image_shape)))
     set_seed(seed)
     random_d = keras.models.clone_model(d)                     # same layers, fresh weights from their initialisers
     return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
@@ -123,6 +138,11 @@ def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: 
 def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots: Sequence[int] = (1, 5, 10, 50),
                     seeds: Sequence[int] = (0, 1, 2), scratch_steps: int = 300, log=print) -> list[dict]:
     "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots × seed."
+    for target, (pool, _) in targets.items():                  # refused before any work
+        counts = np.bincount(pool.labels[pool.labels >= 0], minlength=len(pool.class_names))
+        if max(shots) > counts.min():
+            raise ValueError(f"shots {max(shots)} per class: target {target!r} has only {counts.min()} images of class "
+                             f"{pool.class_names[counts.argmin()]!r} to draw from; ask for at most {counts.min()}")
     rows = []
     for target, (pool, test) in targets.items():
         t0 = time.perf_counter()

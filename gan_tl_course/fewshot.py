@@ -19,14 +19,15 @@ from PIL import Image
 
 from .core import check_number, image_grid, markdown_table, save_png
 from .data import ImageSet, as_image_set, few_shot
-from .evaluate import METRIC_INFO, MIN_N, Reference, evaluate, prepare_reference
+from .evaluate import METRIC_INFO, MIN_N, EvaluateEvery, Reference, evaluate, prepare_reference
 from .models import image_shape_of
 from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
-__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name', 'run_cell',
-           'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
-           'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
+__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name',
+           'run_cell', 'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
+           'curve_summary', 'curve_table', 'plot_curves', 'paired_table', 'augment_table', 'same_device_pairs',
+           'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -37,6 +38,7 @@ TARGETS: dict[str, dict] = {
 KEPT = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "memorization_ratio", "copied")
 FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "train_seconds", "n_eval", *KEPT,
           "floor_fid", "floor_kid")
+CURVE_FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "step", "n_eval", *KEPT)   # `step`: when evaluated
 
 def default_options(method: str, steps: int) -> dict:
     "Method options of the benchmark: MineGAN mines for half of the step budget; the others use their defaults."
@@ -49,17 +51,17 @@ def read_results(path: str | Path) -> list[dict]:
         return []
     text = {"target", "method", "augment"}
     with open(path, newline="") as f:
-        return [{k: (v if k in text else int(v) if k in ("shots", "seed", "steps", "n_eval") else float(v))
+        return [{k: (v if k in text else int(v) if k in ("shots", "seed", "steps", "step", "n_eval") else float(v))
                  for k, v in row.items()} for row in csv.DictReader(f)]
 
-def _append_result(path: Path, row: dict) -> None:
-    "Append one row to `results.csv`, writing the header first if the file is new."
+def _append_result(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
+    "Append one row to `results.csv` (or `curves.csv`, with `CURVE_FIELDS`), writing the header first if the file is new."
     new = not path.is_file()
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         if new:
             writer.writeheader()
-        writer.writerow({k: row[k] for k in FIELDS})
+        writer.writerow({k: row[k] for k in fields})
 
 def _cell_key(row: dict) -> tuple:
     return (row["target"], int(row["shots"]), row["method"], row["augment"], int(row["seed"]), int(row["steps"]))
@@ -81,13 +83,16 @@ def _resolve_targets(targets: Sequence[str] | dict) -> dict[str, dict]:
 def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
                        shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
                        seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = AUGMENT,
-                       n_eval: int = 2000, progress: bool = False, shard: tuple[int, int] = (0, 1),
-                       log=print) -> list[dict]:
+                       n_eval: int = 2000, eval_every: int | None = None, progress: bool = False,
+                       shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
     """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
+    `eval_every`: also evaluate every that many steps during each run, into `curves.csv` (one row per evaluation).
     `shard=(i, n)` runs every n-th of the cells still to do, from the i-th: n processes (i = 0 .. n-1, each with
     its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
     check_number("steps", steps, 1, integer=True)
     check_number("n_eval", n_eval, MIN_N, integer=True)
+    if eval_every is not None:
+        check_number("eval_every", eval_every, 1, integer=True, hint="steps between evaluations during a run")
     for k in shots:
         check_number("shots", k, 1, integer=True)
     for seed in seeds:
@@ -121,9 +126,11 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
         reference = prepare_reference(held_out, n_eval=min(n_eval, len(held_out) // 2), seed=seed)
         for *_, method in cells:
             t0 = time.perf_counter()
-            row = run_cell(source, train, reference, method, augment, steps, seed,
-                           out / "samples" / samples_name(name, k, method, augment, seed), progress)
+            row, curve = run_cell(source, train, reference, method, augment, steps, seed,
+                                  out / "samples" / samples_name(name, k, method, augment, seed), progress, eval_every)
             row.update(target=name, shots=k)
+            for point in curve:                          # the curve first: a finished cell always has its curve
+                _append_result(out / "curves.csv", dict(row, **point), CURVE_FIELDS)
             _append_result(results, row)
             log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
                 f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
@@ -138,20 +145,28 @@ def samples_name(target: str, shots: int, method: str, augment: str, seed: int) 
     return f"{target}_k{shots}_{run}_s{seed}.png"
 
 def run_cell(source, train: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
-             samples_png: Path | None = None, progress: bool = False) -> dict:
-    "One `fine_tune` run of `method` on `train`, evaluated against `reference`: the row without target and shots."
+             samples_png: Path | None = None, progress: bool = False,
+             eval_every: int | None = None) -> tuple[dict, list[dict]]:
+    """One `fine_tune` run of `method` on `train`, evaluated against `reference`: the row without target and shots,
+    and its curve, `{step, KEPT...}` every `eval_every` steps (the last one is the row's own evaluation), or []."""
+    during = EvaluateEvery(reference, eval_every, train=train) if eval_every else None
     t0 = time.perf_counter()
     trainer = fine_tune(source, train, method=method, augment=augment, steps=steps, seed=seed, progress=progress,
-                        **default_options(method, steps))
-    seconds = time.perf_counter() - t0
-    report = evaluate(trainer.ema_generator, reference, train=train)
+                        callbacks=[during] if during else [], **default_options(method, steps))
+    reports = during.reports if during else []
+    seconds = time.perf_counter() - t0 - sum(r.seconds for _, r in reports)      # training only
+    last = reports[-1] if reports else None
+    report = last[1] if last and last[0] == trainer.step else evaluate(trainer.ema_generator, reference, train=train)
     if samples_png is not None:
         z = np.random.default_rng(0).standard_normal((32, trainer.latent_dim)).astype("float32")
         save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
     row = dict(method=method, augment=augment, seed=seed, steps=steps, train_seconds=round(seconds, 1),
                n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"])
     row.update({k: report.values[k] for k in KEPT})
-    return row
+    curve = [dict(step=step, **{k: r.values[k] for k in KEPT}) for step, r in reports]
+    if reports and last[0] != trainer.step:
+        curve.append(dict(step=trainer.step, **{k: report.values[k] for k in KEPT}))
+    return row, curve
 
 # %% ../nbs/08a_fewshot.ipynb #3225ecb5
 def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precision", "recall", "copied")) -> list[dict]:
@@ -262,12 +277,69 @@ def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     return fig
 
 def write_reports(rows: list[dict], out: str | Path) -> None:
-    "Write `results.json` (rows and summary), `results.md` (KID and recall tables) and `kid_vs_shots.png` into `out`."
+    """Write `results.json` (rows and summary), `results.md` (KID and recall tables) and `kid_vs_shots.png` into `out`;
+    with a `curves.csv` there, also `curves.md` and `kid_vs_steps.png`."""
     out = Path(out)
     summary = summarize(rows)
     (out / "results.json").write_text(json.dumps(dict(rows=rows, summary=summary), indent=1))
     (out / "results.md").write_text(results_markdown(summary, "kid") + "\n" + results_markdown(summary, "recall"))
     plot_metric_vs_shots(summary, "kid").savefig(out / "kid_vs_shots.png", dpi=90, bbox_inches="tight")
+    curves = read_results(out / "curves.csv")
+    if curves:
+        (out / "curves.md").write_text(curve_table(curves))
+        plot_curves(curves).savefig(out / "kid_vs_steps.png", dpi=90, bbox_inches="tight")
+
+# %% ../nbs/08a_fewshot.ipynb #b8f4a444
+def curve_summary(curves: list[dict], metric: str = "kid") -> list[dict]:
+    "Mean and standard deviation over seeds of `metric` at each evaluated `step`, per (target, shots, method, augment)."
+    budgets = sorted({(c["steps"], c["n_eval"]) for c in curves})
+    if len(budgets) > 1:
+        raise ValueError(f"the curves mix (steps, n_eval) budgets {budgets}; summarize one at a time")
+    out = []
+    for step in sorted({c["step"] for c in curves}):
+        at = [dict(c, steps=step, train_seconds=0.0) for c in curves if c["step"] == step]
+        out += [dict(s, step=step) for s in summarize(at, (metric,))]
+    return sorted(out, key=lambda s: (s["target"], s["shots"], _method_rank(s["method"]), s["augment"], s["step"]))
+
+def curve_table(curves: list[dict], metric: str = "kid") -> str:
+    "A markdown table per target: a row per (shots, method), `metric` as mean ± std over seeds at each evaluated step."
+    summary = curve_summary(curves, metric)
+    tables = []
+    for target in dict.fromkeys(s["target"] for s in summary):
+        cells = [s for s in summary if s["target"] == target]
+        steps = sorted({s["step"] for s in cells})
+        labels = _run_labels(cells)
+        rows = []
+        for k in sorted({s["shots"] for s in cells}):
+            for run, name in labels.items():
+                at = {s["step"]: s for s in cells if s["shots"] == k and (s["method"], s["augment"]) == run}
+                if at:
+                    rows.append([k, name] + [f"{at[t][metric]:.4f} ± {at[t][metric + '_std']:.4f}" if t in at else "–"
+                                             for t in steps])
+        title = f"**{target}** — judge {metric.upper()} at each step, mean ± std over {cells[0]['seeds']} seeds"
+        tables.append(f"{title}\n\n" + markdown_table(["shots", "method"] + [f"step {t}" for t in steps], rows) + "\n")
+    return "\n".join(tables)
+
+def plot_curves(curves: list[dict], metric: str = "kid"):
+    "One panel per (target, shots): `metric` against the step, a line with error bars per method; returns the figure."
+    import matplotlib.pyplot as plt
+    summary = curve_summary(curves, metric)
+    panels = list(dict.fromkeys((s["target"], s["shots"]) for s in summary))
+    labels = _run_labels(summary)
+    colours = dict(zip(labels, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    for ax, (target, k) in zip(axes[0], panels):
+        for run, name in labels.items():
+            pts = [(s["step"], s[metric], s[f"{metric}_std"]) for s in summary
+                   if (s["target"], s["shots"], s["method"], s["augment"]) == (target, k, *run)]
+            if pts:
+                x, y, e = map(np.array, zip(*pts))
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name, color=colours[run])
+        ax.set_title(f"{target}, {k} shots"); ax.set_xlabel("step"); ax.set_ylabel(f"judge {metric.upper()}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/08a_fewshot.ipynb #dba4daab
 def _paired_text(p: dict | None) -> str:

@@ -121,15 +121,16 @@ def read_run_record(path: str | Path) -> dict:
     return record
 
 def resume_options(path: str | Path, kind: str, given: dict, keys=(), label: Callable[[str], str] = str,
-                   renamed: dict[str, dict] | None = None) -> dict:
+                   renamed: dict[str, dict] | None = None, added: dict | None = None) -> dict:
     """The recorded options of the `kind` run in `path`, checked: each of `keys` must be recorded, and each setting
     in `given` must equal the recorded one (`RunConflict` names those that differ, written with `label`).
-    `renamed` maps an option to {old spelling: today's} for values a run recorded before a rename."""
+    `renamed` maps an option to {old spelling: today's} for values a run recorded before a rename; `added` holds
+    options that came later, with the value every run recorded before them had."""
     record = read_run_record(path)
     if record["kind"] != kind:
         raise RunRecordError(f"{path} holds a {record['kind']} run, not a {kind} run; resume it with its own command")
     stored = {k: (renamed or {}).get(k, {}).get(v, v) if isinstance(v, str) else v
-              for k, v in record["options"].items()}
+              for k, v in {**(added or {}), **record["options"]}.items()}
     missing = [k for k in keys if k not in stored]
     if missing:
         raise RunRecordError(f"{Path(path) / 'run.json'} is damaged: it does not record "

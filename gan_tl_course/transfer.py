@@ -19,19 +19,19 @@ from keras import ops
 
 from .augment import POLICY, parse_policy
 from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
-from .data import ImageSpec, as_image_set
+from .data import ImageSet, ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
-from gan_tl_course.models import (
+from .models import (
     block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
-    load_model_file)
+    load_model_file, num_label_classes)
 from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup',
            'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher',
-           'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC', 'get_method', 'load_source',
-           'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
+           'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC', 'projected_discriminator', 'Projected',
+           'get_method', 'load_source', 'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -62,8 +62,22 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
                                  values={k: report.values[k] for k in keep},
                                  floor={k: report.floor[k] for k in keep}),
                  date=datetime.date.today().isoformat())
+    if is_conditional(generator):
+        entry["evaluation"]["per_class"] = _per_class_scores(generator, options["dataset"], min(n, 1000))
     update_manifest(out_dir, SOURCE_PREFIX + name, entry)
     return entry
+
+def _per_class_scores(generator: keras.Model, dataset: str, n: int) -> dict[str, dict]:
+    "Judge KID, FID and accuracy (the class asked for, seen by the judge) of a conditional generator, class by class."
+    from gan_tl_course.evaluate import evaluate
+    data = as_image_set(dataset, image_shape_of(generator), "the source's data")
+    out = {}
+    for c in np.unique(data.labels[data.labels >= 0]):
+        real = data.take(data.labels == c)
+        report = evaluate(generator, real, n_eval=min(n, len(real) // 2))
+        out[data.class_names[c]] = dict(n=report.n, **{k: report.values[k] for k in ("kid", "fid", "judge_accuracy")
+                                                       if k in report.values})
+    return out
 
 def shipped_sources(folder: str | Path = ASSETS) -> list[str]:
     "The names of the pretrained sources in `folder`'s `MANIFEST.json`."
@@ -281,9 +295,50 @@ class CDC(TransferMethod):
             return strength * distance_consistency(s, target_blocks(z, training=False))
         return TransferSetup(generator, discriminator, g_penalty=penalty)
 
+# %% ../nbs/08_transfer.ipynb #0b3c4c2d
+def projected_discriminator(source_d: keras.Model, k: int = 2, seed: int = 0,
+                            name: str = "projected_discriminator") -> keras.Model:
+    """Projected GAN's D: the first `k` blocks of `source_d`, frozen; after each a fixed random 1x1 channel mixing
+    (`proj_mix_i`, drawn with `seed`) and a trainable head (`proj_head_i_*`) down to 4x4 and one logit. Output: `(N, k)`."""
+    check_number("k", k, 1, integer=True, hint="the number of frozen source blocks, one head after each")
+    if is_conditional(source_d):
+        raise ValueError("projected builds an unconditional discriminator; this source is class-conditional: use "
+                         "finetune or freeze_d")
+    names = block_names(source_d, "d")
+    if k > len(names):
+        raise ValueError(f"{source_d.name} has {len(names)} blocks ({', '.join(names)}); cannot project k={k}")
+    features = keras.Model(source_d.inputs[0], [block_layers(source_d, b)[-1].output for b in names[:k]],
+                           name="source_features")
+    features.trainable = False
+    image = keras.Input(image_shape_of(source_d), name="image")
+    logits = []
+    for i, maps in enumerate(features(image)):
+        channels, side = maps.shape[-1], maps.shape[1]
+        x = keras.layers.Conv2D(channels, 1, use_bias=False, trainable=False, name=f"proj_mix_{i}",
+                                kernel_initializer=keras.initializers.HeNormal(seed=seed + i))(maps)
+        j = 0
+        while side > 4:
+            x = keras.layers.Conv2D(channels, 4, strides=2, padding="same", name=f"proj_head_{i}_conv_{j}")(x)
+            x = keras.layers.LeakyReLU(0.2, name=f"proj_head_{i}_act_{j}")(x)
+            side, j = (side + 1) // 2, j + 1
+        x = keras.layers.Flatten(name=f"proj_head_{i}_flatten")(x)
+        logits.append(keras.layers.Dense(1, dtype="float32", name=f"proj_head_{i}_logit")(x))
+    out = keras.layers.Concatenate(dtype="float32", name="proj_logits")(logits) if k > 1 else logits[0]
+    return keras.Model(image, out, name=name)
+
+class Projected(TransferMethod):
+    "Projected GAN: G fine-tunes; D is the source D's first `k` blocks, frozen, with fixed random mixing and trained heads."
+    name = "projected"
+
+    def __init__(self, k: int = 2, seed: int = 0):
+        self.k, self.seed = k, seed
+
+    def setup(self, generator, discriminator):
+        return TransferSetup(generator, projected_discriminator(discriminator, self.k, self.seed))
+
 # %% ../nbs/08_transfer.ipynb #28f3aa54
 METHODS: dict[str, type[TransferMethod]] = {m.name: m for m in (Scratch, TransferMethod, FreezeD, FreezeG, ScaleShift,
-                                                                  L2SP, EWC, MineGAN, CDC)}
+                                                                  L2SP, EWC, MineGAN, CDC, Projected)}
 
 def get_method(method: str | TransferMethod, **options) -> TransferMethod:
     "A transfer method by name (see `METHODS`) with its options, e.g. `get_method('freeze_d', k=1)`."
@@ -305,6 +360,15 @@ def _run_source(run: Path) -> tuple[keras.Model, keras.Model]:
                                 "(a run writes them when it ends; resume it to finish it)")
     return (load_model_file(run / "ema_generator.keras", "source generator"),
             load_model_file(run / "discriminator.keras", "source discriminator"))
+
+def _conditional_target(data: ImageSet, generator: keras.Model) -> ImageSet:
+    """The target of a class-conditional source, with at most as many classes as the source has labels.
+    Target class i is given the source's label i (its embedding row), which then fine-tunes to the new class."""
+    if len(data.class_names) > num_label_classes(generator):
+        raise ValueError(f"the target {data.name!r} has {len(data.class_names)} classes and the conditional source "
+                         f"only {num_label_classes(generator)} labels: select at most that many classes "
+                         f"(e.g. '{data.name}:0,1,2')")
+    return data
 
 def load_source(source) -> tuple[keras.Model, keras.Model]:
     "`(generator, discriminator)` from a shipped source name, a pretrain run folder, or a pair of models."
@@ -367,16 +431,18 @@ def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetun
     config = _transfer_config(config, steps, seed, policy, ada_target)
     method = get_method(method, **options)
     g_source, d_source = load_source(source)
-    images = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes").images  # a folder is resized
+    data = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes")   # a folder is resized
+    data = _conditional_target(data, g_source) if is_conditional(g_source) else data.images
     if run_dir is not None:                          # what the run is: recorded, and checked on a resume
+        arrays = [data.images, data.labels] if is_conditional(g_source) else [data]
         identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
                         source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
-                        target_sha256=sha256_arrays([images]), target_images=len(images))
+                        target_sha256=sha256_arrays(arrays), target_images=len(arrays[0]))
     if resume:
         resume_options(run_dir, "finetune", identity, renamed={"augment": {"": "none"}})   # "": before 2026-12-01
     set_seed(seed)
     setup = method.setup(copy_model(g_source), copy_model(d_source))
-    trainer = GANTrainer(setup.generator, setup.discriminator, images, config, run_dir=run_dir,
+    trainer = GANTrainer(setup.generator, setup.discriminator, data, config, run_dir=run_dir,
                          g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.method = method
     if resume:
