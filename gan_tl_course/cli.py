@@ -136,7 +136,8 @@ def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str
     from gan_tl_course.train import plot_history
     for name in ("generator", "ema_generator", "discriminator"):
         getattr(trainer, name).save(out / f"{name}.keras")
-    save_png(image_grid(trainer.generate(n=64), ncols=8), out / "samples.png")
+    cols = trainer.num_classes if trainer.conditional else 8          # a conditional run: a column per class
+    save_png(image_grid(trainer.generate(n=8 * cols), ncols=cols), out / "samples.png")
     plot_history(trainer.history, title=title).savefig(out / "loss.png", dpi=100)
     (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
     _write_result(out, trainer.step, seconds, command_line)
@@ -195,8 +196,8 @@ def _add_finetune(sub) -> None:
     p = sub.add_parser("finetune", help="adapt a pretrained GAN to a few target images",
                        description="Fine-tune a pretrained source GAN on a target data set or image folder "
                                    "with a transfer method (chapter 8).")
-    p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, emoji32) or a pretrain run folder "
-                                    "(required for a new run)")
+    p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, fashion28_conditional, emoji32) or a "
+                                    "pretrain run folder (required for a new run)")
     p.add_argument("--target", help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
                                     "(required for a new run)")
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
@@ -297,7 +298,7 @@ def _add_transfer_bench(sub) -> None:
     p.add_argument("--augment", default=AUGMENT, help="'diffaugment', 'ada', 'none' or a DiffAugment policy")
     p.add_argument("--n-eval", type=int, default=2000, help="images per evaluation set")
     p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
-                   help="also evaluate every STEPS steps during each run, into curves.csv (e.g. 250)")
+                   help="also evaluate each run after its first 10 steps and every STEPS steps, into curves.csv (e.g. 250)")
     p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)

@@ -17,9 +17,9 @@ from .models import block_names, block_outputs, image_shape_of
 from .transfer import load_source
 
 # %% auto #0
-__all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'supervised_classifier',
-           'feature_networks', 'supervised_features', 'scratch_cnn_accuracy', 'probe_benchmark', 'best_blocks',
-           'probe_table']
+__all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'small_cnn',
+           'supervised_classifier', 'feature_networks', 'supervised_features', 'train_cnn', 'held_out_accuracy',
+           'scratch_cnn_accuracy', 'probe_benchmark', 'best_blocks', 'probe_table']
 
 # %% ../nbs/08b_features.ipynb #b7488d3e
 def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
@@ -95,11 +95,12 @@ def probe_targets(names: Sequence[str] = ("fashion", "digits", "animals"), limit
     return out
 
 # %% ../nbs/08b_features.ipynb #30b90629
-def _small_cnn(num_classes: int, seed: int) -> keras.Model:
-    "The judge's architecture (chapter 6a) for 28 × 28 gray images, freshly initialised with `seed`."
+def small_cnn(num_classes: int, seed: int = 0, shift: float = 0.08, rotation: float = 0.0) -> keras.Model:
+    """The judge's architecture (chapter 6a) for 28 × 28 gray images, freshly initialised with `seed` and compiled;
+    while training it shifts images by up to `shift` of their side and turns them by up to `rotation` turns."""
     from gan_tl_course.judge import build_judge
     set_seed(seed)
-    model = build_judge((28, 28, 1), num_classes)
+    model = build_judge((28, 28, 1), num_classes, shift=shift, rotation=rotation)
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -108,7 +109,7 @@ def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int =
     train = load_dataset("fashion_mnist:train")
     if limit is not None:
         train = train.take(np.arange(limit))
-    model = _small_cnn(10, seed)
+    model = small_cnn(10, seed)
     model.fit(to_unit(train.images), train.labels, batch_size=128, epochs=epochs, verbose=0)
     return model
 
@@ -127,12 +128,20 @@ def supervised_features(classifier: keras.Model):
     features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
     return lambda x: {"features": features.predict(to_unit(x), batch_size=500, verbose=0)}
 
+def train_cnn(train: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
+    "`small_cnn` (with `augment`: its `shift` and `rotation`) trained on `train` for about `steps` batches, in whole epochs."
+    model = small_cnn(len(train.class_names), seed, **augment)
+    epochs = max(1, round(steps / max(1, -(-len(train) // batch_size))))
+    model.fit(to_unit(train.images), train.labels, batch_size=batch_size, epochs=epochs, verbose=0)
+    return model
+
+def held_out_accuracy(model: keras.Model, test: ImageSet) -> float:
+    "The fraction of `test` images a classifier labels correctly."
+    return float((model.predict(to_unit(test.images), batch_size=500, verbose=0).argmax(1) == test.labels).mean())
+
 def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
     "Test accuracy of the small CNN trained from scratch on `train` alone for `steps` batches of up to 64."
-    model = _small_cnn(len(train.class_names), seed)
-    epochs = max(1, round(steps / max(1, -(-len(train) // 64))))
-    model.fit(to_unit(train.images), train.labels, batch_size=64, epochs=epochs, verbose=0)
-    return float((model.predict(to_unit(test.images), batch_size=500, verbose=0).argmax(1) == test.labels).mean())
+    return held_out_accuracy(train_cnn(train, seed, steps), test)
 
 # %% ../nbs/08b_features.ipynb #8477cac3
 def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots: Sequence[int] = (1, 5, 10, 50),

@@ -86,7 +86,7 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
                        n_eval: int = 2000, eval_every: int | None = None, progress: bool = False,
                        shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
     """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
-    `eval_every`: also evaluate every that many steps during each run, into `curves.csv` (one row per evaluation).
+    `eval_every`: also evaluate each run after its first compiled call and every that many steps, into `curves.csv`.
     `shard=(i, n)` runs every n-th of the cells still to do, from the i-th: n processes (i = 0 .. n-1, each with
     its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
     check_number("steps", steps, 1, integer=True)

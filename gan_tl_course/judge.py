@@ -72,11 +72,16 @@ def judge_data(name: str, seed: int = 0, limit: int | None = None) -> tuple[Imag
     return _subsample(train, limit, seed), _subsample(test, limit, seed + 1)
 
 # %% ../nbs/06a_judge.ipynb #d3387673
-def build_judge(image_shape: tuple[int, int, int], num_classes: int, width: int = 16,
-                feature_dim: int = 64) -> keras.Model:
-    "Judge CNN: images in [-1, 1] -> class probabilities; its layer `features` gives the feature vectors."
+def build_judge(image_shape: tuple[int, int, int], num_classes: int, width: int = 16, feature_dim: int = 64,
+                shift: float = 0.08, rotation: float = 0.0) -> keras.Model:
+    """Judge CNN: images in [-1, 1] -> class probabilities; its layer `features` gives the feature vectors.
+    While training it shifts images at random by up to `shift` of their side and turns them by up to `rotation` turns."""
     inputs = keras.Input(image_shape, name="images")
-    x = layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=-1.0, name="shift")(inputs)
+    x = inputs
+    if shift:
+        x = layers.RandomTranslation(shift, shift, fill_mode="constant", fill_value=-1.0, name="shift")(x)
+    if rotation:
+        x = layers.RandomRotation(rotation, fill_mode="constant", fill_value=-1.0, name="rotation")(x)
     for i, filters in enumerate((width, 2 * width, 4 * width)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{i}")(x)
         x = layers.MaxPooling2D(name=f"pool_{i}")(x)

@@ -54,7 +54,7 @@ def build_generator(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 
     if num_classes:
         y = keras.Input((), dtype="int32", name="label")
         e = layers.Embedding(num_classes, latent_dim, name="g_embed")(y)
-        x = layers.Multiply(name="g_cond")([z, e])
+        x = layers.Concatenate(name="g_cond")([z, e])
         inputs.append(y)
     ch = 4 * width
     x = layers.Dense(s * s * ch, use_bias=False, kernel_initializer=_init(), name="g_block_0_dense")(x)
