@@ -335,6 +335,8 @@ def plot_curves(curves: list[dict], metric: str = "kid"):
             if pts:
                 x, y, e = map(np.array, zip(*pts))
                 ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name, color=colours[run])
+        if all(s[metric] > 0 for s in summary if (s["target"], s["shots"]) == (target, k)):
+            ax.set_yscale("log")                           # the first evaluation, near the source, is far above the rest
         ax.set_title(f"{target}, {k} shots"); ax.set_xlabel("step"); ax.set_ylabel(f"judge {metric.upper()}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
