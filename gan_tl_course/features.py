@@ -19,7 +19,7 @@ from .transfer import load_source
 # %% auto #0
 __all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'small_cnn',
            'supervised_classifier', 'feature_networks', 'supervised_features', 'train_cnn', 'held_out_accuracy',
-           'scratch_cnn_accuracy', 'probe_benchmark', 'best_blocks', 'probe_table']
+           'scratch_cnn_accuracy', 'check_shots_per_class', 'probe_benchmark', 'best_blocks', 'probe_table']
 
 # %% ../nbs/08b_features.ipynb #b7488d3e
 def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
@@ -144,14 +144,18 @@ def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: 
     return held_out_accuracy(train_cnn(train, seed, steps), test)
 
 # %% ../nbs/08b_features.ipynb #8477cac3
-def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots: Sequence[int] = (1, 5, 10, 50),
-                    seeds: Sequence[int] = (0, 1, 2), scratch_steps: int = 300, log=print) -> list[dict]:
-    "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots × seed."
-    for target, (pool, _) in targets.items():                  # refused before any work
+def check_shots_per_class(targets: dict[str, tuple[ImageSet, ImageSet]], shots: Sequence[int]) -> None:
+    "Refuse shot counts above the size of a target pool's smallest class, naming the class and the largest k it allows."
+    for target, (pool, _) in targets.items():
         counts = np.bincount(pool.labels[pool.labels >= 0], minlength=len(pool.class_names))
         if max(shots) > counts.min():
             raise ValueError(f"shots {max(shots)} per class: target {target!r} has only {counts.min()} images of class "
                              f"{pool.class_names[counts.argmin()]!r} to draw from; ask for at most {counts.min()}")
+
+def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots: Sequence[int] = (1, 5, 10, 50),
+                    seeds: Sequence[int] = (0, 1, 2), scratch_steps: int = 300, log=print) -> list[dict]:
+    "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots × seed."
+    check_shots_per_class(targets, shots)                     # refused before any work
     rows = []
     for target, (pool, test) in targets.items():
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import numpy as np
 
 from .core import markdown_table, to_uint8
 from .data import ImageSet
-from .features import held_out_accuracy, per_class_shots, train_cnn
+from .features import check_shots_per_class, held_out_accuracy, per_class_shots, train_cnn
 from .models import is_conditional, latent_dim_of, num_label_classes
 from .train import generate_images
 from .transfer import fine_tune, load_source
@@ -75,11 +75,7 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
     if not is_conditional(g_source):
         raise ValueError(f"source {source!r} is unconditional; generated training data needs a class-conditional "
                          "source (fashion28_conditional, or `gan-tl pretrain --conditional`)")
-    for name, (pool, _) in targets.items():               # refused before any work
-        counts = np.bincount(pool.labels[pool.labels >= 0], minlength=len(pool.class_names))
-        if max(shots) > counts.min():
-            raise ValueError(f"shots {max(shots)} per class: target {name!r} has only {counts.min()} images of class "
-                             f"{pool.class_names[counts.argmin()]!r} to draw from; ask for at most {counts.min()}")
+    check_shots_per_class(targets, shots)                 # refused before any work
     rows = []
     for name, (pool, test) in targets.items():
         oracle = oracle_classifier(pool, steps=oracle_steps)
