@@ -15,8 +15,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
-           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'make_parser',
-           'main']
+           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'generated_command',
+           'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -496,7 +496,6 @@ def _add_probe(sub) -> None:
 
 def probe_command(args: argparse.Namespace) -> int:
     "Run `gan-tl probe` and print the accuracy tables."
-    import csv
     from gan_tl_course.core import check_number, check_output_file
     from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
                                         supervised_classifier, supervised_features)
@@ -514,10 +513,53 @@ def probe_command(args: argparse.Namespace) -> int:
     rows = probe_benchmark(targets, networks, args.shots, args.seeds)
     print(probe_table(rows))
     if out is not None:
-        with open(out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader(); writer.writerows(rows)
-        print(f"{len(rows)} rows in {out}")
+        _write_rows(out, rows)
+    return 0
+
+def _write_rows(out: Path, rows: list[dict]) -> None:
+    "Every row of a benchmark as one line of the .csv file `out`."
+    import csv
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader(); writer.writerows(rows)
+    print(f"{len(rows)} rows in {out}")
+
+def _add_generated(sub) -> None:
+    p = sub.add_parser("generated", help="few-shot classifiers trained on real shots and on a conditional GAN's images",
+                       description="Fine-tune a class-conditional source on k labelled images per class and train a "
+                                   "small CNN on the shots, the shots with standard augmentation, the shots plus M "
+                                   "generated images per class, generated images only (CAS) and the shots plus a "
+                                   "scratch GAN's images; print held-out accuracy and label fidelity (chapter 8c).")
+    p.add_argument("--source", default="fashion28_conditional", help="class-conditional shipped source or pretrain run folder")
+    p.add_argument("--targets", nargs="+", default=["digits", "animals"], choices=["fashion", "digits", "animals"])
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
+    p.add_argument("--m", type=int, nargs="+", default=[100, 500], help="generated images per class")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--gan-steps", type=int, default=1000, help="steps of each GAN run (fine-tuned and scratch)")
+    p.add_argument("--classifier-steps", type=int, default=500, help="batches of each classifier's training")
+    p.add_argument("--oracle-steps", type=int, default=3000, help="batches of the oracle's training (label fidelity)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per pool and test set (a quick look)")
+    p.add_argument("--csv", help="also write every row to this .csv file")
+    p.set_defaults(func=generated_command)
+
+def generated_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl generated` and print the accuracy tables."
+    from gan_tl_course.core import check_number, check_output_file
+    from gan_tl_course.features import probe_targets
+    from gan_tl_course.generated import classifier_benchmark, classifier_table
+    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
+    for option, values, low in (("--shots", args.shots, 1), ("--m", args.m, 1), ("--seeds", args.seeds, 0)):
+        for value in values:
+            check_number(option, value, low, integer=True)
+    for name in ("gan_steps", "classifier_steps", "oracle_steps"):
+        check_number(_option(name), getattr(args, name), 1, integer=True)
+    if args.limit is not None:
+        check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
+    rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots, args.m,
+                                args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps)
+    print(classifier_table(rows))
+    if out is not None:
+        _write_rows(out, rows)
     return 0
 
 # %% ../nbs/11_cli.ipynb #10c7d693
@@ -528,7 +570,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge, _add_probe):
+                _add_evaluate, _add_judge, _add_probe, _add_generated):
         add(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False

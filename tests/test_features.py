@@ -34,3 +34,24 @@ def test_probe_refuses_more_shots_than_a_class_has(tmp_path):
     code, err = run_cli("probe", "--targets", "digits", "--shots", "50", "--seeds", "0", "--limit", "40",
                         "--no-supervised")
     assert code == 2 and "class" in err and "images" in err, err
+
+
+GENERATED = ("--targets", "digits", "--shots", "1", "--m", "2", "--seeds", "0", "--gan-steps", "10",
+             "--classifier-steps", "5", "--oracle-steps", "5", "--limit", "40")
+
+
+def test_generated_writes_every_variant(tmp_path):
+    out = tmp_path / "generated.csv"
+    code, err = run_cli("generated", *GENERATED, "--csv", out)
+    assert code == 0, err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["variant"] for r in rows] == ["oracle", "shots", "shots + augmentation", "shots + fine-tuned",
+                                            "fine-tuned only", "shots + scratch GAN"]
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+
+
+def test_generated_refuses_an_unconditional_source(tmp_path):
+    out = tmp_path / "generated.csv"
+    code, err = run_cli("generated", *GENERATED, "--source", "fashion28", "--csv", out)
+    assert code == 2 and "is unconditional" in err and "fashion28_conditional" in err
+    assert not out.exists()
