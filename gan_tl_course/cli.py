@@ -494,18 +494,23 @@ def _add_probe(sub) -> None:
     p.add_argument("--csv", help="also write every row to this .csv file")
     p.set_defaults(func=probe_command)
 
-def probe_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl probe` and print the accuracy tables."
-    from gan_tl_course.core import check_number, check_output_file
-    from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
-                                        supervised_classifier, supervised_features)
-    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
+def _check_grid(args: argparse.Namespace) -> None:
+    "Check the options `probe` and `generated` share: --shots, --seeds and --limit."
+    from gan_tl_course.core import check_number
     for k in args.shots:
         check_number("--shots", k, 1, integer=True, hint="labelled images per class")
     for seed in args.seeds:
         check_number("--seeds", seed, 0, integer=True)
     if args.limit is not None:
         check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
+
+def probe_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl probe` and print the accuracy tables."
+    from gan_tl_course.core import check_output_file
+    from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
+                                        supervised_classifier, supervised_features)
+    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
+    _check_grid(args)
     networks = feature_networks(args.source)                   # a bad --source is refused before any training
     targets = probe_targets(args.targets, limit=args.limit)
     if not args.no_supervised:
@@ -548,13 +553,11 @@ def generated_command(args: argparse.Namespace) -> int:
     from gan_tl_course.features import probe_targets
     from gan_tl_course.generated import classifier_benchmark, classifier_table
     out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
-    for option, values, low in (("--shots", args.shots, 1), ("--m", args.m, 1), ("--seeds", args.seeds, 0)):
-        for value in values:
-            check_number(option, value, low, integer=True)
+    _check_grid(args)
+    for m in args.m:
+        check_number("--m", m, 1, integer=True, hint="generated images per class")
     for name in ("gan_steps", "classifier_steps", "oracle_steps"):
         check_number(_option(name), getattr(args, name), 1, integer=True)
-    if args.limit is not None:
-        check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
     rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots, args.m,
                                 args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps)
     print(classifier_table(rows))

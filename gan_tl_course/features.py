@@ -28,9 +28,9 @@ def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
     cells = [cell.mean(axis=(1, 2)) for row in rows for cell in np.array_split(row, grid, axis=2)]
     return np.concatenate(cells, axis=1)
 
-def _check_images(model: keras.Model, images: np.ndarray) -> None:
-    "Refuse images of another shape than `model` takes, naming both and the fix."
-    shape, takes = tuple(np.shape(images)[1:]), image_shape_of(model)
+def _check_images(model: keras.Model, shape: tuple) -> None:
+    "Refuse images of `shape` (H, W, C) if `model` takes another, naming both and the fix."
+    shape, takes = tuple(shape), image_shape_of(model)
     if shape != takes:
         raise ValueError(f"{model.name} takes {'×'.join(map(str, takes))} images and these are "
                          f"{'×'.join(map(str, shape))}: use a network made for this shape (for 28×28 gray targets, the "
@@ -44,7 +44,7 @@ def block_features(model: keras.Model, images: np.ndarray, prefix: str = "d", gr
     if unknown or not names:
         raise ValueError(f"{model.name} has no block {', '.join(unknown) or prefix + '_block_*'}; its blocks with "
                          f"prefix {prefix!r} are: {', '.join(names) or 'none'} (a generator's have prefix 'g')")
-    _check_images(model, images)
+    _check_images(model, np.shape(images)[1:])
     outputs = block_outputs(model, prefix)
     out = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
@@ -117,7 +117,7 @@ def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tupl
     """Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels.
     A source that does not take `image_shape` images (those of the probe targets) is refused at once."""
     _, d = load_source(source)
-    _check_images(d, np.zeros((0, *image_shape)))
+    _check_images(d, image_shape)
     set_seed(seed)
     random_d = keras.models.clone_model(d)                     # same layers, fresh weights from their initialisers
     return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
