@@ -24,10 +24,10 @@ from .models import image_shape_of
 from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
-__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'default_options', 'read_results', 'transfer_benchmark', 'samples_name',
-           'run_cell', 'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
-           'curve_summary', 'curve_table', 'plot_curves', 'paired_table', 'augment_table', 'same_device_pairs',
-           'read_samples']
+__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'INTEGER_FIELDS', 'default_options', 'read_results', 'append_row',
+           'transfer_benchmark', 'samples_name', 'run_cell', 'summarize', 'paired_differences', 'results_markdown',
+           'plot_metric_vs_shots', 'write_reports', 'curve_summary', 'curve_table', 'plot_curves', 'paired_text',
+           'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -44,18 +44,27 @@ def default_options(method: str, steps: int) -> dict:
     "Method options of the benchmark: MineGAN mines for half of the step budget; the others use their defaults."
     return {"mine_steps": steps // 2} if method == "minegan" else {}
 
+INTEGER_FIELDS = ("shots", "seed", "steps", "step", "n_eval", "m")
+
+def _parse(field: str, value: str):
+    "A benchmark .csv value: an int for `INTEGER_FIELDS`, else a float where it reads as one, else the text."
+    if field in INTEGER_FIELDS:
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
 def read_results(path: str | Path) -> list[dict]:
-    "The rows of a benchmark's `results.csv` (numbers parsed), or [] if there is none yet."
+    "The rows of a benchmark's .csv (`results.csv`, `curves.csv`, a `gan-tl probe` or `generated` table), numbers parsed; [] if there is none yet."
     path = Path(path)
     if not path.is_file():
         return []
-    text = {"target", "method", "augment"}
     with open(path, newline="") as f:
-        return [{k: (v if k in text else int(v) if k in ("shots", "seed", "steps", "step", "n_eval") else float(v))
-                 for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
-def _append_result(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
-    "Append one row to `results.csv` (or `curves.csv`, with `CURVE_FIELDS`), writing the header first if the file is new."
+def append_row(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
+    "Append one row to a benchmark .csv (`results.csv`; `curves.csv` with `CURVE_FIELDS`), writing the header first if the file is new."
     new = not path.is_file()
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -130,8 +139,8 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
                                   out / "samples" / samples_name(name, k, method, augment, seed), progress, eval_every)
             row.update(target=name, shots=k)
             for point in curve:                          # the curve first: a finished cell always has its curve
-                _append_result(out / "curves.csv", dict(row, **point), CURVE_FIELDS)
-            _append_result(results, row)
+                append_row(out / "curves.csv", dict(row, **point), CURVE_FIELDS)
+            append_row(results, row)
             log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
                 f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
                 f"whole cell {time.perf_counter() - t0:.0f} s)")
@@ -344,9 +353,11 @@ def plot_curves(curves: list[dict], metric: str = "kid"):
     return fig
 
 # %% ../nbs/08a_fewshot.ipynb #dba4daab
-def _paired_text(p: dict | None) -> str:
-    "One paired difference as a table cell: `mean ± std (wins/seeds)`, or – where the pair did not run."
-    return "–" if p is None else f"{p['mean']:+.3f} ± {p['std']:.3f} ({p['wins']}/{p['seeds']})"
+def paired_text(p: dict | None) -> str:
+    "One paired difference as a table cell: `mean ± std (wins/seeds)`, no spread for one seed, – where the pair did not run."
+    if p is None:
+        return "–"
+    return f"{p['mean']:+.3f}" + (f" ± {p['std']:.3f}" if p["seeds"] > 1 else "") + f" ({p['wins']}/{p['seeds']})"
 
 def paired_table(rows: list[dict], methods: Sequence[str], baseline: str = "scratch", metric: str = "kid",
                  column: str = "method") -> str:
@@ -357,7 +368,7 @@ def paired_table(rows: list[dict], methods: Sequence[str], baseline: str = "scra
         shots = sorted({p["shots"] for p in pairs if p["target"] == target})
         cells = {(p[column], p["shots"]): p for p in pairs if p["target"] == target}
         table = markdown_table([column] + [f"{k} shots" for k in shots],
-                               [[m] + [_paired_text(cells.get((m, k))) for k in shots] for m in methods])
+                               [[m] + [paired_text(cells.get((m, k))) for k in shots] for m in methods])
         tables.append(f"**{target}** — {metric.upper()} of {column} − {baseline}, same seed\n\n{table}\n")
     return "\n".join(tables)
 
@@ -368,7 +379,7 @@ def augment_table(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "pre
     body = []
     for metric in metrics:
         pairs = {p["shots"]: p for p in paired_differences(rows, "diffaugment", "none", metric, column="augment")}
-        body.append([metric] + [_paired_text(pairs.get(k)) for k in shots])
+        body.append([metric] + [paired_text(pairs.get(k)) for k in shots])
     return markdown_table(["DiffAugment − none"] + [f"{k} shots" for k in shots], body)
 
 # %% ../nbs/08a_fewshot.ipynb #d3388e36
