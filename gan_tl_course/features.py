@@ -19,7 +19,8 @@ from .transfer import load_source
 # %% auto #0
 __all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'small_cnn',
            'supervised_classifier', 'feature_networks', 'supervised_features', 'train_cnn', 'held_out_accuracy',
-           'scratch_cnn_accuracy', 'check_shots_per_class', 'probe_benchmark', 'best_blocks', 'probe_table']
+           'scratch_cnn_accuracy', 'check_shots_per_class', 'probe_benchmark', 'best_blocks', 'probe_table',
+           'plot_probe_blocks']
 
 # %% ../nbs/08b_features.ipynb #b7488d3e
 def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
@@ -129,10 +130,14 @@ def supervised_features(classifier: keras.Model):
     return lambda x: {"features": features.predict(to_unit(x), batch_size=500, verbose=0)}
 
 def train_cnn(train: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
-    "`small_cnn` (with `augment`: its `shift` and `rotation`) trained on `train` for about `steps` batches, in whole epochs."
+    """`small_cnn` (with `augment`: its `shift` and `rotation`) trained on `train` for exactly `steps` batches: the
+    images in a fresh random order each pass, as one long epoch (a few shots per class make one-batch epochs, and
+    Keras' per-epoch work would cost more than the training)."""
     model = small_cnn(len(train.class_names), seed, **augment)
-    epochs = max(1, round(steps / max(1, -(-len(train) // batch_size))))
-    model.fit(to_unit(train.images), train.labels, batch_size=batch_size, epochs=epochs, verbose=0)
+    rng = np.random.default_rng(seed)
+    passes = -(-steps * batch_size // len(train))
+    order = np.concatenate([rng.permutation(len(train)) for _ in range(passes)])[:steps * batch_size]
+    model.fit(to_unit(train.images[order]), train.labels[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     return model
 
 def held_out_accuracy(model: keras.Model, test: ImageSet) -> float:
@@ -199,3 +204,27 @@ def probe_table(rows: list[dict]) -> str:
         tables.append(f"**{target}** — test accuracy, mean ± std over seeds (best block)\n\n"
                       + markdown_table(["features"] + [f"{k} per class" for k in shots], body) + "\n")
     return "\n".join(tables)
+
+# %% ../nbs/08b_features.ipynb #69151641
+def plot_probe_blocks(rows: list[dict], networks: Sequence[str] = ("source D", "random D")):
+    "A panel per target: probe accuracy against shots per class for every block of `networks` (mean over seeds); returns the figure."
+    import matplotlib.pyplot as plt
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    blocks = sorted({r["block"] for r in rows if r["network"] in networks})
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for net, style in zip(networks, ("-", ":", "--", "-.")):
+            for colour, block in enumerate(blocks):
+                accs = {}
+                for r in rows:
+                    if (r["target"], r["network"], r["block"]) == (target, net, block):
+                        accs.setdefault(r["shots"], []).append(r["accuracy"])
+                if accs:
+                    k = sorted(accs)
+                    ax.plot(k, [np.mean(accs[s]) for s in k], style, marker="o", color=f"C{colour}",
+                            label=f"{net} {block.removeprefix('d_')}")
+        ax.set(xscale="log", xlabel="labelled images per class", ylabel="test accuracy", title=target)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
