@@ -494,23 +494,25 @@ def _add_probe(sub) -> None:
     p.add_argument("--csv", help="also write every row to this .csv file")
     p.set_defaults(func=probe_command)
 
-def _check_grid(args: argparse.Namespace) -> None:
-    "Check the options `probe` and `generated` share: --shots, --seeds and --limit."
-    from gan_tl_course.core import check_number
+def _check_grid(args: argparse.Namespace) -> Path | None:
+    "Check the options `probe` and `generated` share: --shots, --seeds, --limit and --csv, a new file; returns --csv's path."
+    from gan_tl_course.core import BadValue, check_number, check_output_file
+    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
+    if out is not None and out.exists():
+        raise BadValue("--csv", "a new .csv file", str(out), "it exists, and results are never overwritten; name a new file")
     for k in args.shots:
         check_number("--shots", k, 1, integer=True, hint="labelled images per class")
     for seed in args.seeds:
         check_number("--seeds", seed, 0, integer=True)
     if args.limit is not None:
         check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
+    return out
 
 def probe_command(args: argparse.Namespace) -> int:
     "Run `gan-tl probe` and print the accuracy tables."
-    from gan_tl_course.core import check_output_file
     from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
                                         supervised_classifier, supervised_features)
-    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
-    _check_grid(args)
+    out = _check_grid(args)
     networks = feature_networks(args.source)                   # a bad --source is refused before any training
     targets = probe_targets(args.targets, limit=args.limit)
     if not args.no_supervised:
@@ -540,29 +542,28 @@ def _add_generated(sub) -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
     p.add_argument("--m", type=int, nargs="+", default=[100, 500], help="generated images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--gan-steps", type=int, default=1000, help="steps of each GAN run (fine-tuned and scratch)")
+    p.add_argument("--gan-steps", type=int, default=300, help="steps of each GAN run (fine-tuned and scratch)")
     p.add_argument("--classifier-steps", type=int, default=500, help="batches of each classifier's training")
     p.add_argument("--oracle-steps", type=int, default=3000, help="batches of the oracle's training (label fidelity)")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per pool and test set (a quick look)")
-    p.add_argument("--csv", help="also write every row to this .csv file")
+    p.add_argument("--csv", help="also write every row to this new .csv file, each as soon as it is measured")
     p.set_defaults(func=generated_command)
 
 def generated_command(args: argparse.Namespace) -> int:
     "Run `gan-tl generated` and print the accuracy tables."
-    from gan_tl_course.core import check_number, check_output_file
+    from gan_tl_course.core import check_number
     from gan_tl_course.features import probe_targets
     from gan_tl_course.generated import classifier_benchmark, classifier_table
-    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
-    _check_grid(args)
+    out = _check_grid(args)
     for m in args.m:
         check_number("--m", m, 1, integer=True, hint="generated images per class")
     for name in ("gan_steps", "classifier_steps", "oracle_steps"):
         check_number(_option(name), getattr(args, name), 1, integer=True)
     rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots, args.m,
-                                args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps)
+                                args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps, out=out)
     print(classifier_table(rows))
     if out is not None:
-        _write_rows(out, rows)
+        print(f"{len(rows)} rows in {out}")
     return 0
 
 # %% ../nbs/11_cli.ipynb #10c7d693

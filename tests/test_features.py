@@ -1,4 +1,4 @@
-"""`gan-tl probe` end to end on a few images, and its refusals: each names the fix and nothing is written."""
+"""`gan-tl probe` and `gan-tl generated` end to end on a few images, and their refusals: each names the fix and nothing is written."""
 import csv
 
 from conftest import run_cli
@@ -47,7 +47,16 @@ def test_generated_writes_every_variant(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert [r["variant"] for r in rows] == ["oracle", "shots", "shots + augmentation", "shots + fine-tuned",
                                             "fine-tuned only", "shots + scratch GAN"]
-    assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 and 0.0 <= float(r["coverage"]) <= 1.0 for r in rows)
+
+
+def test_an_existing_csv_is_refused_and_kept(tmp_path):
+    out = tmp_path / "results.csv"
+    out.write_text("earlier results\n")
+    for command, options in (("generated", GENERATED), ("probe", QUICK)):
+        code, err = run_cli(command, *options, "--csv", out)
+        assert code == 2 and "never overwritten" in err, err
+    assert out.read_text() == "earlier results\n"
 
 
 def test_generated_refuses_an_unconditional_source(tmp_path):
