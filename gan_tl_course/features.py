@@ -11,14 +11,14 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from .core import check_number, markdown_table, set_seed, to_unit
-from .data import ImageSet, load_dataset
+from .core import markdown_table, set_seed, to_unit
+from .data import ImageSet, load_dataset, per_class_shots
 from .models import block_names, block_outputs, image_shape_of
 from .transfer import load_source
 
 # %% auto #0
-__all__ = ['pool_grid', 'block_features', 'per_class_shots', 'linear_probe', 'probe_targets', 'small_cnn',
-           'supervised_classifier', 'feature_networks', 'supervised_features', 'train_cnn', 'held_out_accuracy',
+__all__ = ['pool_grid', 'block_features', 'linear_probe', 'probe_targets', 'small_cnn', 'supervised_classifier',
+           'feature_networks', 'model_outputs', 'supervised_features', 'train_cnn', 'held_out_accuracy',
            'scratch_cnn_accuracy', 'check_shots_per_class', 'probe_benchmark', 'best_blocks', 'probe_table',
            'plot_probe_blocks']
 
@@ -55,16 +55,6 @@ def block_features(model: keras.Model, images: np.ndarray, prefix: str = "d", gr
     return {name: np.concatenate(parts) for name, parts in out.items() if name in (blocks or names)}
 
 # %% ../nbs/08b_features.ipynb #494bdfba
-def per_class_shots(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    "Row indices of `k` images of every class in `labels`, drawn with `seed` (sorted)."
-    rng = np.random.default_rng(seed)
-    picks = []
-    for c in np.unique(labels[labels >= 0]):
-        rows = np.flatnonzero(labels == c)
-        check_number("k", k, 1, len(rows), integer=True, hint=f"class {c} has {len(rows)} images")
-        picks.append(rng.choice(rows, k, replace=False))
-    return np.sort(np.concatenate(picks))
-
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
     "Test accuracy of a logistic regression fitted on standardised `train_x` (features standardised on the train set)."
     from sklearn.linear_model import LogisticRegression
@@ -82,9 +72,7 @@ def probe_targets(names: Sequence[str] = ("fashion", "digits", "animals"), limit
         if name == "fashion":
             pool, test = load_dataset("fashion_mnist:train"), load_dataset("fashion_mnist:test")
         elif name == "digits":
-            digits = load_dataset("mnist_5k")
-            held = np.zeros(len(digits), bool); held[per_class_shots(digits.labels, 100, seed=0)] = True
-            pool, test = digits.take(~held), digits.take(held)
+            pool, test = load_dataset("mnist_5k:train"), load_dataset("mnist_5k:test")
         elif name == "animals":
             pool, test = load_dataset("animal_mnist:train"), load_dataset("animal_mnist:test")
         else:
@@ -124,10 +112,16 @@ def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tupl
     return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
             "pixels": lambda x: {"pixels": x.reshape(len(x), -1).astype(np.float32)}}
 
+def model_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """`model`'s outputs on uint8 `images`, batch by batch, by calling it (inference mode). Not `predict`: it compiles
+    a function for every new model, and the course makes many small ones (TensorFlow then warns of retracing)."""
+    return np.concatenate([keras.ops.convert_to_numpy(model(to_unit(images[start:start + batch_size]), training=False))
+                           for start in range(0, len(images), batch_size)])
+
 def supervised_features(classifier: keras.Model):
     "The feature function of a trained classifier's `features` layer (the supervised reference)."
     features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
-    return lambda x: {"features": features.predict(to_unit(x), batch_size=500, verbose=0)}
+    return lambda x: {"features": model_outputs(features, x)}
 
 def train_cnn(train: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
     """`small_cnn` (with `augment`: its `shift` and `rotation`) trained on `train` for exactly `steps` batches: the
@@ -142,7 +136,7 @@ def train_cnn(train: ImageSet, seed: int = 0, steps: int = 300, batch_size: int 
 
 def held_out_accuracy(model: keras.Model, test: ImageSet) -> float:
     "The fraction of `test` images a classifier labels correctly."
-    return float((model.predict(to_unit(test.images), batch_size=500, verbose=0).argmax(1) == test.labels).mean())
+    return float((model_outputs(model, test.images).argmax(1) == test.labels).mean())
 
 def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
     "Test accuracy of the small CNN trained from scratch on `train` alone for `steps` batches of up to 64."
