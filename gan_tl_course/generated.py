@@ -12,9 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from .core import markdown_table, to_uint8
-from .data import ImageSet
-from .features import (check_shots_per_class, held_out_accuracy, per_class_shots, supervised_features,
-                                    train_cnn)
+from .data import ImageSet, per_class_shots
+from .features import check_shots_per_class, held_out_accuracy, supervised_features, train_cnn
 from .fewshot import append_row, paired_text
 from .metrics import nearest_neighbours
 from .models import is_conditional, latent_dim_of, num_label_classes
