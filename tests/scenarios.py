@@ -103,6 +103,26 @@ def transfer_methods(out: Path) -> dict:
     return reports
 
 
+def invert_latents(out: Path) -> dict:
+    "Invert images that the shipped sources drew themselves; the conditional one searching its labels."
+    from gan_tl_course.core import to_uint8, to_unit
+    from gan_tl_course.invert import invert, reconstruction_error
+    from gan_tl_course.models import latent_dim_of
+    from gan_tl_course.transfer import load_source
+    g, _ = load_source("fashion28")
+    rng = np.random.default_rng(0)
+    targets = to_uint8(generate_images(g, rng.standard_normal((6, latent_dim_of(g)))))
+    before = numpy_vars(g.variables)
+    found = invert(g, targets, steps=60, restarts=2)
+    start = reconstruction_error(g, rng.standard_normal((6, latent_dim_of(g))), None, to_unit(targets))
+    cg, _ = load_source("fashion28_conditional")
+    drawn_with = [0, 1, 8, 9]                                     # T-shirt, trouser, bag, ankle boot
+    labelled = invert(cg, to_uint8(generate_images(cg, rng.standard_normal((4, latent_dim_of(cg))), drawn_with)),
+                      steps=60, restarts=1)
+    return dict(start=start.tolist(), error=found.error.tolist(), curve=found.curve.tolist(),
+                generator_moved=any(not np.array_equal(a, b) for a, b in zip(before, numpy_vars(g.variables))),
+                labels=labelled.labels.tolist(), drawn_with=drawn_with, label_error=labelled.error.tolist())
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

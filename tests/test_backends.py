@@ -39,6 +39,18 @@ def test_generator_loads_across_backends(scenario, tmp_path, source):
             np.testing.assert_allclose(saved, loaded, atol=1e-4, err_msg=f"{source} -> {target}")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inversion_finds_the_latents_of_its_own_images(scenario, backend):
+    r = scenario("invert_latents", backend)
+    start, error, curve = np.array(r["start"]), np.array(r["error"]), np.array(r["curve"])
+    assert len(curve) == 60 and np.all(np.isfinite(curve)) and curve[-1] < 0.5 * curve[0], curve[[0, -1]]
+    assert error.mean() < 0.5 * start.mean(), (start.mean(), error.mean())
+    assert not r["generator_moved"], "inversion changed the generator's weights"
+    found = sum(a == b for a, b in zip(r["labels"], r["drawn_with"]))
+    assert found >= 3, f"the label search found {r['labels']} for images drawn with {r['drawn_with']}"
+    assert np.all(np.array(r["label_error"]) < 0.15), r["label_error"]
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
