@@ -16,7 +16,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
            'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'generated_command',
-           'make_parser', 'main']
+           'invert_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -566,6 +566,52 @@ def generated_command(args: argparse.Namespace) -> int:
         print(f"{len(rows)} rows in {out}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #e0b35abc
+def _add_invert(sub) -> None:
+    p = sub.add_parser("invert", help="find the latent vectors of images under a generator",
+                       description="For each image, the latent vector (and label, for a class-conditional generator) "
+                                   "from which the generator draws the closest image (chapter 12). Writes a .npz of "
+                                   "z, labels and RMS errors, and a PNG of originals over reconstructions beside it.")
+    p.add_argument("--generator", required=True, help="a shipped source name, a .keras generator file or a run folder")
+    p.add_argument("--images", required=True, help="a data set (e.g. mnist_5k:test) or a folder of images")
+    p.add_argument("--limit", type=int, default=64, help="invert the first this many images")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps on the latent vectors")
+    p.add_argument("--restarts", type=int, default=4, help="random starts per image (and label); the best is kept")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starts")
+    p.add_argument("--out", required=True, help="a new .npz file; the picture is written beside it as .png")
+    p.set_defaults(func=invert_command)
+
+def _any_generator(spec: str):
+    "A generator from a shipped source name, a `.keras` file or a run folder."
+    from gan_tl_course.transfer import load_source, shipped_sources
+    return load_source(spec)[0] if spec in shipped_sources() else load_generator(spec)
+
+def invert_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl invert`: write the inversion of `--limit` images to `--out` (.npz) and a picture beside it."
+    from gan_tl_course.core import BadValue, check_number, check_output_file, image_grid, save_png
+    from gan_tl_course.data import as_image_set
+    from gan_tl_course.invert import invert
+    from gan_tl_course.models import image_shape_of
+    out = check_output_file(args.out, "--out", ".npz")
+    for path in (out, out.with_suffix(".png")):
+        if path.exists():
+            raise BadValue("--out", "a new .npz file", str(out), f"{path} exists, and results are never overwritten; name a new file")
+    check_number("--limit", args.limit, 1, integer=True, hint="images to invert")
+    check_number("--seed", args.seed, 0, integer=True)
+    generator = _any_generator(args.generator)
+    data = as_image_set(args.images, image_shape_of(generator), name="--images")
+    data = data.take(np.arange(min(args.limit, len(data))))
+    result = invert(generator, data, args.steps, args.restarts, seed=args.seed)
+    labels = np.full(len(data), -1) if result.labels is None else result.labels
+    np.savez(out, z=result.z, labels=labels, error=result.error)
+    cols = min(8, len(data))
+    shown = len(data) - len(data) % cols
+    rows = [part for s in range(0, shown, cols) for part in (data.images[s:s + cols], result.images[s:s + cols])]
+    picture = save_png(image_grid(np.concatenate(rows), cols), out.with_suffix(".png"))
+    print(f"inverted {len(data)} images: RMS error {result.error.mean():.3f} ± {result.error.std():.3f} (0–1 pixel "
+          f"scale); z, labels and errors in {out}; originals over reconstructions in {picture}")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #10c7d693
 def make_parser() -> argparse.ArgumentParser:
     "The `gan-tl` argument parser with all sub-commands."
@@ -574,7 +620,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge, _add_probe, _add_generated):
+                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert):
         add(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False
