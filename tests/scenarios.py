@@ -123,6 +123,27 @@ def invert_latents(out: Path) -> dict:
                 generator_moved=any(not np.array_equal(a, b) for a, b in zip(before, numpy_vars(g.variables))),
                 labels=labelled.labels.tolist(), drawn_with=drawn_with, label_error=labelled.error.tolist())
 
+def blend_generators(out: Path) -> dict:
+    "Blend the shipped source with a copy of it whose weights moved: both ends, the middle, and a swap."
+    from gan_tl_course.blend import blend, layer_blocks
+    from gan_tl_course.models import latent_dim_of
+    from gan_tl_course.transfer import load_source
+    g, moved = load_source("fashion28")[0], load_source("fashion28")[0]
+    for w in moved.weights:
+        w.assign(w * 0.9 + 0.01)
+    z = np.random.default_rng(0).standard_normal((8, latent_dim_of(g))).astype("float32")
+    draw = lambda m: generate_images(m, z)
+    diff = lambda a, b: float(np.abs(a - b).max())
+    two = blend(g, moved, swap_at=2)
+    swapped_right = all(np.array_equal(a, b) for layer, block in layer_blocks(g).items()
+                        for a, b in zip(two.get_layer(layer).get_weights(), (moved if block < 2 else g).get_layer(layer).get_weights()))
+    half = blend(g, moved, alpha=0.5)
+    mean_right = max(diff(h, (a + b) / 2) for h, a, b in zip(half.get_weights(), g.get_weights(), moved.get_weights()))
+    return dict(source_end=diff(draw(blend(g, moved, swap_at=0)), draw(g)), tuned_end=diff(draw(blend(g, moved, swap_at=4)), draw(moved)),
+                alpha_ends=max(diff(draw(blend(g, moved, alpha=0.0)), draw(g)), diff(draw(blend(g, moved, alpha=1.0)), draw(moved))),
+                swapped_right=swapped_right, mean_error=mean_right, blend_differs=diff(draw(half), draw(g)))
+
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,14 @@ def test_inversion_finds_the_latents_of_its_own_images(scenario, backend):
     assert np.all(np.array(r["label_error"]) < 0.15), r["label_error"]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blend_swaps_and_interpolates_weights(scenario, backend):
+    r = scenario("blend_generators", backend)
+    assert r["source_end"] < 1e-5 and r["tuned_end"] < 1e-5 and r["alpha_ends"] < 1e-4, r
+    assert r["swapped_right"], "a layer came from the wrong generator"
+    assert r["mean_error"] < 1e-6 and r["blend_differs"] > 1e-3, r
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
