@@ -16,7 +16,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
            'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'generated_command',
-           'invert_command', 'make_parser', 'main']
+           'blend_command', 'invert_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -581,6 +581,31 @@ def _add_invert(sub) -> None:
     p.add_argument("--out", required=True, help="a new .npz file; the picture is written beside it as .png")
     p.set_defaults(func=invert_command)
 
+def _add_blend(sub) -> None:
+    p = sub.add_parser("blend", help="blend a source with a generator fine-tuned from it into a new .keras generator",
+                       description="Layer swapping (--swap-at K: blocks below K from --tuned, the rest from --source) or "
+                                   "weight interpolation (--alpha A: (1 - A) source + A tuned), chapter 12a.")
+    p.add_argument("--source", required=True, help="a shipped source name, a .keras generator file or a run folder")
+    p.add_argument("--tuned", required=True, help="a generator fine-tuned from --source (file or run folder)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--swap-at", type=int, help="the first block taken from --source")
+    how.add_argument("--alpha", type=float, help="interpolation weight: 0 is --source, 1 is --tuned")
+    p.add_argument("--out", required=True, help="a new .keras file")
+    p.set_defaults(func=blend_command)
+
+def blend_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl blend`: write the blended generator to a new `.keras` file."
+    from gan_tl_course.blend import blend
+    from gan_tl_course.core import BadValue, check_output_file
+    out = check_output_file(args.out, "--out", ".keras")
+    if out.exists():
+        raise BadValue("--out", "a new .keras file", str(out), "it exists, and a model is never overwritten; name a new file")
+    mixed = blend(_any_generator(args.source), _any_generator(args.tuned), swap_at=args.swap_at, alpha=args.alpha)
+    mixed.save(out)
+    how = f"blocks below {args.swap_at} from --tuned" if args.swap_at is not None else f"alpha {args.alpha}"
+    print(f"wrote the blend ({how}) to {out}")
+    return 0
+
 def _any_generator(spec: str):
     "A generator from a shipped source name, a `.keras` file or a run folder."
     from gan_tl_course.transfer import load_source, shipped_sources
@@ -620,7 +645,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert):
+                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend):
         add(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False
