@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from .core import check_number
-from .models import block_names, latent_dim_of
+from .models import block_names
 from .train import generate_images
 
 # %% auto #0
