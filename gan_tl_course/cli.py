@@ -341,15 +341,19 @@ def transfer_bench_command(args: argparse.Namespace) -> int:
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw a grid of samples from a saved generator",
                        description="Draw a grid of samples from a saved .keras generator.")
-    p.add_argument("--generator", required=True, help="a .keras generator file (or a run folder)")
+    p.add_argument("--generator", required=True, help="a .keras generator file, a run folder or a shipped source name")
     p.add_argument("--n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.set_defaults(func=sample_command)
 
 def load_generator(path: str | Path):
-    "Load a `.keras` generator; a run folder means its `ema_generator.keras`. Errors name the file and what is wrong."
+    """Load a generator: a shipped source by name, a `.keras` file, or a run folder (its `ema_generator.keras`).
+    Errors name the file and what is wrong."""
     from gan_tl_course.models import load_model_file
+    from gan_tl_course.transfer import load_source, shipped_sources
+    if str(path) in shipped_sources() and not Path(path).exists():
+        return load_source(str(path))[0]
     path = Path(path)
     return load_model_file(path / "ema_generator.keras" if path.is_dir() else path, "generator")
 
@@ -413,7 +417,7 @@ def bench_command(args: argparse.Namespace) -> int:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a generator: judge FID/KID, precision/recall, ... vs the real floor",
                        description="Evaluate a saved generator against real images; prints a markdown report.")
-    p.add_argument("--generator", required=True, help="a .keras generator file (or a run folder)")
+    p.add_argument("--generator", required=True, help="a .keras generator file, a run folder or a shipped source name")
     p.add_argument("--reference", required=True,
                    help="real images: a data set (fashion_mnist:test, fashion_mnist:Bag, mnist_5k, ...) or a folder")
     p.add_argument("--n-eval", type=int, default=10_000, help="generated images, and real images per set")
@@ -494,12 +498,18 @@ def _add_probe(sub) -> None:
     p.add_argument("--csv", help="also write every row to this .csv file")
     p.set_defaults(func=probe_command)
 
+def _new_file(path: str | Path, option: str, suffix: str, *beside: str) -> Path:
+    "`path` as a new `suffix` file (and new files with the `beside` suffixes next to it): results are never overwritten."
+    from gan_tl_course.core import BadValue, check_output_file
+    out = check_output_file(path, option, suffix)
+    for taken in [p for p in [out, *(out.with_suffix(s) for s in beside)] if p.exists()]:
+        raise BadValue(option, f"a new {suffix} file", str(out), f"{taken} exists, and results are never overwritten; name a new file")
+    return out
+
 def _check_grid(args: argparse.Namespace) -> Path | None:
     "Check the options `probe` and `generated` share: --shots, --seeds, --limit and --csv, a new file; returns --csv's path."
-    from gan_tl_course.core import BadValue, check_number, check_output_file
-    out = check_output_file(args.csv, "--csv", ".csv") if args.csv else None
-    if out is not None and out.exists():
-        raise BadValue("--csv", "a new .csv file", str(out), "it exists, and results are never overwritten; name a new file")
+    from gan_tl_course.core import check_number
+    out = _new_file(args.csv, "--csv", ".csv") if args.csv else None
     for k in args.shots:
         check_number("--shots", k, 1, integer=True, hint="labelled images per class")
     for seed in args.seeds:
@@ -596,34 +606,23 @@ def _add_blend(sub) -> None:
 def blend_command(args: argparse.Namespace) -> int:
     "Run `gan-tl blend`: write the blended generator to a new `.keras` file."
     from gan_tl_course.blend import blend
-    from gan_tl_course.core import BadValue, check_output_file
-    out = check_output_file(args.out, "--out", ".keras")
-    if out.exists():
-        raise BadValue("--out", "a new .keras file", str(out), "it exists, and a model is never overwritten; name a new file")
-    mixed = blend(_any_generator(args.source), _any_generator(args.tuned), swap_at=args.swap_at, alpha=args.alpha)
+    out = _new_file(args.out, "--out", ".keras")
+    mixed = blend(load_generator(args.source), load_generator(args.tuned), swap_at=args.swap_at, alpha=args.alpha)
     mixed.save(out)
     how = f"blocks below {args.swap_at} from --tuned" if args.swap_at is not None else f"alpha {args.alpha}"
     print(f"wrote the blend ({how}) to {out}")
     return 0
 
-def _any_generator(spec: str):
-    "A generator from a shipped source name, a `.keras` file or a run folder."
-    from gan_tl_course.transfer import load_source, shipped_sources
-    return load_source(spec)[0] if spec in shipped_sources() else load_generator(spec)
-
 def invert_command(args: argparse.Namespace) -> int:
     "Run `gan-tl invert`: write the inversion of `--limit` images to `--out` (.npz) and a picture beside it."
-    from gan_tl_course.core import BadValue, check_number, check_output_file, image_grid, save_png
+    from gan_tl_course.core import check_number, image_grid, save_png
     from gan_tl_course.data import as_image_set
     from gan_tl_course.invert import invert
     from gan_tl_course.models import image_shape_of
-    out = check_output_file(args.out, "--out", ".npz")
-    for path in (out, out.with_suffix(".png")):
-        if path.exists():
-            raise BadValue("--out", "a new .npz file", str(out), f"{path} exists, and results are never overwritten; name a new file")
+    out = _new_file(args.out, "--out", ".npz", ".png")
     check_number("--limit", args.limit, 1, integer=True, hint="images to invert")
     check_number("--seed", args.seed, 0, integer=True)
-    generator = _any_generator(args.generator)
+    generator = load_generator(args.generator)
     data = as_image_set(args.images, image_shape_of(generator), name="--images")
     data = data.take(np.arange(min(args.limit, len(data))))
     result = invert(generator, data, args.steps, args.restarts, seed=args.seed)
