@@ -145,3 +145,62 @@ def test_slider_changes_picture_in_voila(tmp_path):
         page.goto(f"{base}/", timeout=600_000)                  # Voila runs the notebook, then shows its widgets
         before, after = _drag_first_slider(page, ARTIFACTS / "widgets_voila.png")
     assert before and after and after != before, "dragging the slider did not change the widget's picture in Voila"
+
+
+def _editor_notebook(folder: Path) -> Path:
+    "A notebook that shows chapter 12b's InvertAndEdit widget under the fashion28 source (quick inversions)."
+    cells = ["from gan_tl_course.edit import InvertAndEdit\nfrom gan_tl_course.transfer import load_source",
+             "editor = InvertAndEdit({'source': load_source('fashion28')[0]}, steps=20, restarts=1)\neditor"]
+    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+                          for s in cells],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    path = folder / "editor.ipynb"
+    path.write_text(json.dumps(notebook))
+    return path
+
+
+def _choose_file(page, widget, path: Path) -> None:
+    "Click the widget's upload button and pick `path` in the file chooser it opens, as a user does."
+    with page.expect_file_chooser(timeout=30_000) as chooser:
+        widget.locator(".widget-upload").click()
+    chooser.value.set_files(str(path))
+
+
+def test_upload_shows_reconstruction_in_jupyterlab(tmp_path):
+    """Upload a PNG through the widget's real file input: its name and reconstruction appear; then a text file named
+    .png: the widget says so in red and keeps the picture."""
+    import numpy as np
+    from PIL import Image
+    _editor_notebook(tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    digit = np.zeros((112, 112), np.uint8)
+    digit[20:92, 48:64] = 255                                    # a thick "1"
+    Image.fromarray(digit).save(tmp_path / "my_digit.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    port, token = _free_port(), "gan-tl-browser-test"
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"]
+    with _server(command, port, tmp_path / "lab.log"), _browser() as page:
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/editor.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook", timeout=120_000)
+        _accept_dialogs(page, seconds=15)
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
+        _accept_dialogs(page, seconds=10)
+        _wait_until_cells_ran(page)
+        widget = page.locator(".jupyter-widgets.widget-vbox").filter(has=page.locator(".widget-upload")).first
+        widget.wait_for(timeout=300_000)
+        image = widget.locator("img").first
+        before = image.get_attribute("src")
+        _choose_file(page, widget, tmp_path / "my_digit.png")
+        page.wait_for_function("() => document.body.innerText.includes('my_digit.png: inverted under source')",
+                               timeout=120_000)
+        after = image.get_attribute("src")
+        widget.screenshot(path=str(ARTIFACTS / "editor_upload_lab.png"))
+        _choose_file(page, widget, tmp_path / "notes.png")
+        page.wait_for_function("() => document.body.innerText.includes('notes.png is not an image')", timeout=60_000)
+        kept = image.get_attribute("src")
+        widget.screenshot(path=str(ARTIFACTS / "editor_bad_upload_lab.png"))
+    assert before and after and after != before, "the uploaded image's reconstruction did not appear"
+    assert kept == after, "a bad upload changed the picture"
