@@ -16,7 +16,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
            'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'generated_command',
-           'blend_command', 'invert_command', 'make_parser', 'main']
+           'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -636,6 +636,36 @@ def invert_command(args: argparse.Namespace) -> int:
           f"scale); z, labels and errors in {out}; originals over reconstructions in {picture}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #43bd0d50
+def _add_adapt(sub) -> None:
+    from gan_tl_course.adapt import PAIRS
+    p = sub.add_parser("adapt", help="the domain-adaptation benchmark: methods x domain pairs x seeds, into a new folder",
+                       description="Train a classifier for an unlabelled target domain from a labelled source with "
+                                   "each adaptation method and report its accuracy on held-out target images "
+                                   "(chapter 13).")
+    p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=1000, help="batches of each classifier's training (PixelDA's too)")
+    p.add_argument("--gan-steps", type=int, default=3000, help="steps of the source GAN's pretraining (once per pair)")
+    p.add_argument("--finetune-steps", type=int, default=1000, help="steps of fine-tuning it to the target (per seed)")
+    p.add_argument("--n-pairs", type=int, default=5000, help="GAN pairs the GAN-pairs classifier trains on")
+    p.add_argument("--limit", type=int, default=None, help="at most this many images per set (a quick look)")
+    p.add_argument("--out", required=True, help="a new folder for results.csv, run.json and the example images")
+    p.set_defaults(func=adapt_command)
+
+def adapt_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl adapt` and print the accuracy table."
+    from gan_tl_course.adapt import adaptation_benchmark, adaptation_table
+    from gan_tl_course.core import check_output_dir
+    out = check_output_dir(args.out, "--out")
+    if out.exists():
+        raise CLIError(f"--out {out} exists, and results are never overwritten; name a new folder")
+    rows = adaptation_benchmark(args.pairs, args.seeds, args.steps, args.gan_steps, args.finetune_steps, args.n_pairs,
+                                args.limit, out, command=args.command_line)
+    print(adaptation_table(rows))
+    print(f"{len(rows)} rows in {out / 'results.csv'}")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #10c7d693
 def make_parser() -> argparse.ArgumentParser:
     "The `gan-tl` argument parser with all sub-commands."
@@ -644,7 +674,8 @@ def make_parser() -> argparse.ArgumentParser:
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend):
+                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend,
+                _add_adapt):
         add(sub)
     for command in sub.choices.values():
         command.allow_abbrev = False

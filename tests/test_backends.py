@@ -59,6 +59,20 @@ def test_blend_swaps_and_interpolates_weights(scenario, backend):
     assert r["mean_error"] < 1e-6 and r["blend_differs"] > 1e-3, r
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adaptation_methods_train_on_every_backend(scenario, backend):
+    r = scenario("adapt_methods", backend)
+    np.testing.assert_allclose(r["reversed_grad"], [-1.0, 2.0, -3.0], rtol=1e-6)   # −λ · d(sum x²)/dx, λ = 0.5
+    for method, terms in (("source only", []), ("DANN", [1]), ("PixelDA", [2, 3])):
+        first, second = r[method]
+        history = np.array(first["history"])
+        assert history.shape == (6, 4) and np.all(np.isfinite(history)), (method, history)
+        assert all(np.all(history[:, t] > 0) for t in terms), (method, history)        # its own loss terms are on
+        assert first["unmoved"] == 0, f"{method}: {first['unmoved']} of {first['variables']} variables did not train"
+        np.testing.assert_allclose(first["history"], second["history"], rtol=1e-5, atol=1e-6, err_msg=method)
+        assert 0.0 <= first["accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
