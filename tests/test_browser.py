@@ -1,7 +1,9 @@
 """The widgets in a real browser: JupyterLab and Voila started here, headless Chromium (Debian's) via Playwright.
 
-Each test runs the widgets chapter (in test mode), drags the latent explorer's first slider and checks that
-the picture changed. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png)."""
+Two tests run the widgets chapter (in test mode), drag the latent explorer's first slider and check that the
+picture changed; one uploads a PNG, and then a text file named .png, through chapter 12b's InvertAndEdit and its
+real file chooser. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png,
+editor_upload_lab.png, editor_bad_upload_lab.png)."""
 import json
 import os
 import socket
