@@ -342,11 +342,11 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
     for method in references + [m for m in ADAPTATION_METHODS if m not in references]:
         trained[method] = adapt(pair, method, seed, steps)
         if method == "PixelDA":
-            shown = pair.source.images[:1000]
-            translated = trained[method].translate(shown, seed)
-            agreement = label_agreement(trained["target only"].classifier, translated, pair.source.labels[:1000])
+            shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]   # the sets are sorted by class
+            translated = trained[method].translate(pair.source.images[shown], seed)
+            agreement = label_agreement(trained["target only"].classifier, translated, pair.source.labels[shown])
             if examples is not None:
-                examples.update(source=shown[:16], pixelda=translated[:16])
+                examples.update(source=pair.source.images[shown[:16]], pixelda=translated[:16])
         row(method, trained[method], agreement if method == "PixelDA" else float("nan"))
     adaptation, made = gan_pairs(pair, source_gan, trained["source only"].classifier, seed, steps, finetune_steps, n_pairs)
     if examples is not None:
@@ -399,18 +399,25 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
     return rows
 
 # %% ../nbs/13_adapt.ipynb #c53a086f
-def adaptation_table(rows: list[dict]) -> str:
-    "Target test accuracy per method (rows) and pair (columns), mean ± std over seeds; (label agreement) where measured."
+def adaptation_table(rows: list[dict], baseline: str = "source only") -> str:
+    """Target test accuracy per method (rows) and pair (columns), mean ± std over seeds; (label agreement) where
+    measured; [the mean paired difference from `baseline`, seed by seed, and on how many seeds the method won]."""
     pairs = list(dict.fromkeys(r["pair"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    accuracy = {(r["pair"], r["method"], r["seed"]): r["accuracy"] for r in rows}
     def cell(pair: str, method: str) -> str:
         rs = [r for r in rows if r["pair"] == pair and r["method"] == method]
         if not rs:
             return "–"
         agreement = [r["label_agreement"] for r in rs]
-        return _mean_std([r["accuracy"] for r in rs]) + (f" ({np.mean(agreement):.2f})" if np.isfinite(agreement).all() else "")
+        text = _mean_std([r["accuracy"] for r in rs]) + (f" ({np.mean(agreement):.2f})" if np.isfinite(agreement).all() else "")
+        diffs = [r["accuracy"] - accuracy[pair, baseline, r["seed"]] for r in rs if (pair, baseline, r["seed"]) in accuracy]
+        if method != baseline and diffs:
+            text += f" [{np.mean(diffs):+.3f}, {sum(d > 0 for d in diffs)}/{len(diffs)}]"
+        return text
     seeds = len({r["seed"] for r in rows})
-    return (f"Target test accuracy, mean ± std over {seeds} seed(s); (label agreement)\n\n"
+    return (f"Target test accuracy, mean ± std over {seeds} seed(s); (label agreement); [paired difference from "
+            f"{baseline}, wins/seeds]\n\n"
             + markdown_table(["method"] + pairs, [[m] + [cell(p, m) for p in pairs] for m in methods]))
 
 def plot_adaptation(rows: list[dict]):
