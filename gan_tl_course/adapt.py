@@ -342,7 +342,7 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
     for method in references + [m for m in ADAPTATION_METHODS if m not in references]:
         trained[method] = adapt(pair, method, seed, steps)
         if method == "PixelDA":
-            shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]   # the sets are sorted by class
+            shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]   # not the first: sets come grouped
             translated = trained[method].translate(pair.source.images[shown], seed)
             agreement = label_agreement(trained["target only"].classifier, translated, pair.source.labels[shown])
             if examples is not None:
