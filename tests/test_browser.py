@@ -118,21 +118,27 @@ def _drag_first_slider(page, screenshot: Path) -> tuple[str, str]:
     return before, image.get_attribute("src")
 
 
-def test_slider_changes_picture_in_jupyterlab(tmp_path):
-    _copy_notebook(tmp_path)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def _lab_with_notebook(folder: Path, notebook: str):
+    "JupyterLab serving `folder`, in headless Chromium, with `notebook` open and all its cells run; yields the page."
     port, token = _free_port(), "gan-tl-browser-test"
-    base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"]
-    with _server(command, port, tmp_path / "lab.log"), _browser() as page:
-        page.goto(f"{base}/lab/tree/10_widgets.ipynb?token={token}")
+               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}"]
+    with _server(command, port, folder / "lab.log"), _browser() as page:
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
         _accept_dialogs(page, seconds=15)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         _accept_dialogs(page, seconds=10)
         _wait_until_cells_ran(page)
+        yield page
+
+
+def test_slider_changes_picture_in_jupyterlab(tmp_path):
+    _copy_notebook(tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with _lab_with_notebook(tmp_path, "10_widgets.ipynb") as page:
         before, after = _drag_first_slider(page, ARTIFACTS / "widgets_lab.png")
     assert before and after and after != before, "dragging the slider did not change the widget's picture"
 
@@ -180,17 +186,7 @@ def test_upload_shows_reconstruction_in_jupyterlab(tmp_path):
     digit[20:92, 48:64] = 255                                    # a thick "1"
     Image.fromarray(digit).save(tmp_path / "my_digit.png")
     (tmp_path / "notes.png").write_text("not an image")
-    port, token = _free_port(), "gan-tl-browser-test"
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"]
-    with _server(command, port, tmp_path / "lab.log"), _browser() as page:
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/editor.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        _accept_dialogs(page, seconds=15)
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
-        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
-        _accept_dialogs(page, seconds=10)
-        _wait_until_cells_ran(page)
+    with _lab_with_notebook(tmp_path, "editor.ipynb") as page:
         widget = page.locator(".jupyter-widgets.widget-vbox").filter(has=page.locator(".widget-upload")).first
         widget.wait_for(timeout=300_000)
         image = widget.locator("img").first
