@@ -657,9 +657,7 @@ def adapt_command(args: argparse.Namespace) -> int:
     "Run `gan-tl adapt` and print the accuracy table."
     from gan_tl_course.adapt import adaptation_benchmark, adaptation_table
     from gan_tl_course.core import check_output_dir
-    out = check_output_dir(args.out, "--out")
-    if out.exists():
-        raise CLIError(f"--out {out} exists, and results are never overwritten; name a new folder")
+    out = check_output_dir(args.out, "--out")              # an existing folder: adaptation_benchmark refuses it
     rows = adaptation_benchmark(args.pairs, args.seeds, args.steps, args.gan_steps, args.finetune_steps, args.n_pairs,
                                 args.limit, out, command=args.command_line)
     print(adaptation_table(rows))
