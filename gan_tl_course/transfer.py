@@ -28,13 +28,15 @@ from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
-__all__ = ['SOURCE_PREFIX', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained', 'TransferSetup',
-           'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP', 'generator_fisher',
-           'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC', 'projected_discriminator', 'Projected',
-           'get_method', 'load_source', 'augment_setting', 'fine_tune', 'inspect_method', 'run_demo']
+__all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained',
+           'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP',
+           'generator_fisher', 'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC',
+           'projected_discriminator', 'Projected', 'get_method', 'load_source', 'augment_setting', 'fine_tune',
+           'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
+REPLACED_FIELDS = ("commands", "date", "steps", "train_seconds", "runtime", "options", "evaluation", "files")
 
 def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n: int = 10_000) -> dict:
     "Copy a finished `gan-tl pretrain` run into `out_dir` as the source `name`, evaluated, with its manifest entry."
@@ -64,6 +66,9 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
                  date=datetime.date.today().isoformat())
     if is_conditional(generator):
         entry["evaluation"]["per_class"] = _per_class_scores(generator, options["dataset"], min(n, 1000))
+    previous = read_manifest(out_dir).get(SOURCE_PREFIX + name)
+    if previous:                     # shipped again: keep what it replaced (its files stay in the git history)
+        entry["replaced"] = previous.pop("replaced", []) + [{k: previous[k] for k in REPLACED_FIELDS if k in previous}]
     update_manifest(out_dir, SOURCE_PREFIX + name, entry)
     return entry
 
