@@ -8,12 +8,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .core import check_number
+from .core import check_number, to_uint8
+from .evaluate import Reference, evaluate
 from .models import block_names
 from .train import generate_images
 
 # %% auto #0
-__all__ = ['layer_blocks', 'check_same_architecture', 'blend', 'structure_kept']
+__all__ = ['layer_blocks', 'check_same_architecture', 'blend', 'structure_kept', 'blend_settings', 'trade_off', 'blend_images',
+           'plot_trade_off']
 
 # %% ../nbs/12a_blend.ipynb #638cc1e8
 def layer_blocks(generator: keras.Model) -> dict[str, int]:
@@ -74,3 +76,39 @@ def structure_kept(source: keras.Model, other: keras.Model, z: np.ndarray) -> fl
     a, b = a.reshape(len(z), -1), b.reshape(len(z), -1)
     a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
     return float(np.mean((a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-12)))
+
+# %% ../nbs/12a_blend.ipynb #639fa14f
+def blend_settings(generator: keras.Model, alphas: tuple[float, ...] = (0.25, 0.5, 0.75)) -> list[dict]:
+    "Every swap point of `generator` (0: the source … blocks + 1: the tuned generator), then each α, as `blend` arguments."
+    return [dict(swap_at=k) for k in range(max(layer_blocks(generator).values()) + 2)] + [dict(alpha=a) for a in alphas]
+
+def trade_off(source: keras.Model, tuned: keras.Model, reference: Reference, z: np.ndarray,
+              alphas: tuple[float, ...] = (0.25, 0.5, 0.75)) -> list[dict]:
+    """One row per blend of `blend_settings`: `kind` ('swap' or 'alpha'), `value`, `kid` (judge KID to `reference`;
+    lower is more target-like) and `structure` (`structure_kept` on `z`)."""
+    rows = []
+    for setting in blend_settings(source, alphas):
+        (kind, value), = setting.items()
+        mixed = blend(source, tuned, **setting)
+        rows.append(dict(kind="swap" if kind == "swap_at" else "alpha", value=value,
+                         kid=evaluate(mixed, reference).values["kid"], structure=structure_kept(source, mixed, z)))
+    return rows
+
+# %% ../nbs/12a_blend.ipynb #02c24612
+def blend_images(source: keras.Model, tuned: keras.Model, settings: list[dict], z: np.ndarray) -> np.ndarray:
+    "The images of each blend in `settings` (the `blend` arguments) for the same `z`, one block of `len(z)` per blend, uint8."
+    return np.concatenate([to_uint8(generate_images(blend(source, tuned, **s), z)) for s in settings])
+
+def plot_trade_off(rows: list[dict], target: str):
+    "Judge KID against structure kept, one line for the swap points and one for α, each point labelled; the figure."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for kind, marker, label in (("swap", "o", "layer swap"), ("alpha", "s", "interpolation")):
+        rs = [r for r in rows if r["kind"] == kind]
+        ax.plot([r["structure"] for r in rs], [r["kid"] for r in rs], marker=marker, label=label)
+        for r in rs:
+            ax.annotate(f"{r['value']}", (r["structure"], r["kid"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("structure kept (pixel correlation with the source)")
+    ax.set_ylabel(f"judge KID to {target} (lower: more like them)")
+    ax.grid(alpha=0.3); ax.legend(); fig.tight_layout()
+    return fig
