@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command', 'load_generator',
-           'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command', 'generated_command',
-           'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
+__all__ = ['CLIError', 'pretrain_command', 'pretrain_vae_command', 'finetune_command', 'demo_command', 'transfer_bench_command',
+           'load_generator', 'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command',
+           'generated_command', 'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -120,14 +120,16 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
                        f"--steps is the run's total: pass {reached} or more")
     return checkpoint
 
-def _write_result(out: Path, step: int, seconds: float, command_line: str) -> None:
-    "Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands."
+def _write_result(out: Path, step: int, seconds: float, command_line: str, **extra) -> None:
+    """Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands,
+    and any `extra` values of the finished run."""
     from gan_tl_course.core import runtime_info
     path = out / "result.json"
     earlier = json.loads(path.read_text()) if path.exists() else {"seconds": 0.0, "commands": [], "runtimes": []}
     result = dict(step=step, seconds=round(earlier["seconds"] + seconds, 1), runtime=runtime_info(),
                   commands=earlier["commands"] + [command_line],
-                  runtimes=earlier.get("runtimes", []) + [runtime_info()])   # one per command: a resume may use another backend
+                  runtimes=earlier.get("runtimes", []) + [runtime_info()],   # one per command: a resume may use another backend
+                  **extra)
     path.write_text(json.dumps(result, indent=1))
 
 def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
@@ -147,45 +149,111 @@ def _say_started(trainer, out: Path) -> None:
     if trainer.moved_aside is not None:
         print(f"moved the earlier run in {out} to {trainer.moved_aside} (nothing was deleted)")
 
+def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoint: Path | None, build) -> tuple:
+    """What `pretrain` and `pretrain-vae` share: load --dataset (first --limit images) in the preset's shape, record
+    the options and the images' sha256 (a resume must match them), build the trainer with `build(data)` from the
+    seed, restore or start the run, and train to --steps. Returns `(trainer, training seconds)`."""
+    from gan_tl_course.core import check_number, set_seed, sha256_arrays
+    from gan_tl_course.data import as_image_set
+    from gan_tl_course.models import PRESETS
+    from gan_tl_course.runs import resume_options
+    if args.limit is not None:
+        check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
+    data = as_image_set(args.dataset, PRESETS[args.preset]["image_shape"], "--dataset",
+                        f"--preset {args.preset} makes", **({"download": True} if args.download else {}))
+    if args.limit:
+        data = data.take(np.arange(min(args.limit, len(data))))
+    options = {k: getattr(args, k) for k in keys + _BOOKKEEPING}
+    options["data_sha256"] = sha256_arrays([data.images])
+    if checkpoint:
+        resume_options(args.out, kind, {"data_sha256": options["data_sha256"]}, label=_option)
+    set_seed(args.seed)
+    trainer = build(data)
+    if checkpoint:
+        print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
+    else:
+        trainer.start_run(kind, options, args.overwrite)
+        _say_started(trainer, args.out)
+    t0 = time.perf_counter()
+    trainer.train(args.steps, progress=not args.quiet)
+    return trainer, time.perf_counter() - t0
+
 def pretrain_command(args: argparse.Namespace) -> int:
     "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
     import keras
-    from gan_tl_course.core import check_number, set_seed, sha256_arrays
-    from gan_tl_course.data import as_image_set
-    from gan_tl_course.models import PRESETS, build_gan
-    from gan_tl_course.runs import resume_options
+    from gan_tl_course.models import build_gan
     from gan_tl_course.train import GANTrainer, TrainConfig
     from gan_tl_course.transfer import augment_setting
     checkpoint = _prepare_run(args, "pretrain", _PRETRAIN_KEYS, _BOOKKEEPING)
-    if args.limit is not None:
-        check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
     policy, ada_target = augment_setting(args.augment)
     config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
                          augment=policy, ada_target=ada_target, steps_per_call=args.steps_per_call, seed=args.seed,
                          sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
     keras.config.set_dtype_policy(args.precision)
-    data = as_image_set(args.dataset, PRESETS[args.preset]["image_shape"], "--dataset",
-                        f"--preset {args.preset} makes", **({"download": True} if args.download else {}))
-    if args.limit:
-        data = data.take(np.arange(min(args.limit, len(data))))
-    options = {k: getattr(args, k) for k in _PRETRAIN_KEYS + _BOOKKEEPING}
-    options["data_sha256"] = sha256_arrays([data.images])
-    if checkpoint:
-        resume_options(args.out, "pretrain", {"data_sha256": options["data_sha256"]}, label=_option)
-    set_seed(args.seed)
-    g, d = build_gan(args.preset, num_classes=len(data.class_names) if args.conditional else None, width=args.width)
-    trainer = GANTrainer(g, d, data, config, run_dir=args.out)
-    if checkpoint:
-        print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
-    else:
-        trainer.start_run("pretrain", options, args.overwrite)
-        _say_started(trainer, args.out)
-    t0 = time.perf_counter()
-    trainer.train(args.steps, progress=not args.quiet)
-    seconds = time.perf_counter() - t0
+    def build(data):
+        g, d = build_gan(args.preset, num_classes=len(data.class_names) if args.conditional else None, width=args.width)
+        return GANTrainer(g, d, data, config, run_dir=args.out)
+    trainer, seconds = _train_on_dataset(args, "pretrain", _PRETRAIN_KEYS, checkpoint, build)
     _write_run(trainer, args.out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/generator.keras, "
           f"ema_generator.keras, samples.png, loss.png")
+    return 0
+
+
+# %% ../nbs/11_cli.ipynb #02d92ac4
+_VAE_KEYS = ("dataset", "preset", "width", "latent_dim", "lr", "beta", "limit", "seed", "batch", "steps_per_call")
+
+def _add_pretrain_vae(sub) -> None:
+    from gan_tl_course.models import PRESETS
+    p = sub.add_parser("pretrain-vae", help="pretrain a VAE on a source data set (chapter 15)",
+                       description="Pretrain a convolutional VAE on a source data set and write it under --out.")
+    p.add_argument("--dataset", default="fashion_mnist", help="data set name, 'name:classes' (e.g. "
+                   "fashion_mnist:-Bag) or an image folder")
+    p.add_argument("--preset", default="dcgan28", choices=list(PRESETS), help="image shape and default sizes")
+    p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent dimensions (default: the preset's)")
+    p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
+    p.add_argument("--batch", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps-per-call", type=int, default=10, help="optimisation steps per compiled call")
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--download", action="store_true", help="allow downloading the data set when not found")
+    _add_run_folder(p)
+    p.set_defaults(func=pretrain_vae_command)
+
+def _write_vae_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
+    "The files of a finished VAE run: both models, samples.png, loss.png, history.csv and result.json (with log_scale)."
+    import keras
+    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.train import plot_history
+    from gan_tl_course.vae import VAE_PANELS, reconstruct
+    trainer.encoder.save(out / "encoder.keras")
+    trainer.decoder.save(out / "decoder.keras")
+    real = np.asarray(keras.ops.convert_to_numpy(trainer.data.tensor[:16]))      # uint8 training images
+    made = reconstruct(trainer.encoder, trainer.decoder, real)
+    rows = [real[:8] / 127.5 - 1, made[:8], real[8:] / 127.5 - 1, made[8:]]       # each row of images, then theirs
+    save_png(image_grid(np.concatenate([trainer.generate(n=32), *rows]), ncols=8), out / "samples.png")
+    plot_history(trainer.history, title=title, panels=VAE_PANELS).savefig(out / "loss.png", dpi=100)
+    (out / "history.csv").write_text((trainer.latest_checkpoint() / "history.csv").read_text())
+    _write_result(out, trainer.step, seconds, command_line,
+                  log_scale=float(keras.ops.convert_to_numpy(trainer.log_scale)))
+
+def pretrain_vae_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl pretrain-vae`: train, checkpoint, and write the encoder, decoder, samples and ELBO curve."
+    import keras
+    from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
+    checkpoint = _prepare_run(args, "pretrain-vae", _VAE_KEYS, _BOOKKEEPING)
+    config = VAEConfig(batch_size=args.batch, lr=args.lr, beta=args.beta, steps_per_call=args.steps_per_call,
+                       seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
+    build = lambda data: VAETrainer(*build_vae(args.preset, args.width, args.latent_dim), data, config, run_dir=args.out)
+    trainer, seconds = _train_on_dataset(args, "pretrain-vae", _VAE_KEYS, checkpoint, build)
+    _write_vae_run(trainer, args.out, f"VAE: {args.dataset}, {args.preset}", seconds, args.command_line)
+    print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/encoder.keras, "
+          f"decoder.keras, samples.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #dceb3043
@@ -348,14 +416,21 @@ def _add_sample(sub) -> None:
     p.set_defaults(func=sample_command)
 
 def load_generator(path: str | Path):
-    """Load a generator: a shipped source by name, a `.keras` file, or a run folder (its `ema_generator.keras`).
-    Errors name the file and what is wrong."""
+    """Load a generator: a shipped source by name, a `.keras` file, or a run folder (a GAN's `ema_generator.keras`,
+    a VAE's `decoder.keras`). Errors name the file and what is wrong, also for a model that is no generator."""
     from gan_tl_course.models import load_model_file
     from gan_tl_course.transfer import load_source, shipped_sources
     if str(path) in shipped_sources() and not Path(path).exists():
         return load_source(str(path))[0]
     path = Path(path)
-    return load_model_file(path / "ema_generator.keras" if path.is_dir() else path, "generator")
+    if path.is_dir():
+        path = next((path / f for f in ("ema_generator.keras", "decoder.keras") if (path / f).is_file()),
+                    path / "ema_generator.keras")
+    model = load_model_file(path, "generator")
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 4:
+        raise CLIError(f"{path} is not a generator: model {model.name!r} does not map latent vectors to images "
+                       "(a VAE encoder or a GAN discriminator?); give a GAN's ema_generator.keras or a VAE's decoder.keras")
+    return model
 
 def sample_command(args: argparse.Namespace) -> int:
     "Run `gan-tl sample`: write a PNG grid of `--n` samples."
@@ -671,7 +746,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      description="GAN transfer learning course: command-line jobs. "
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
+    for add in (_add_demo, _add_pretrain, _add_pretrain_vae, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
                 _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend,
                 _add_adapt):
         add(sub)

@@ -13,9 +13,9 @@ from keras import layers
 from .core import check_number
 
 # %% auto #0
-__all__ = ['PRESETS', 'RENAMED_PRESETS', 'build_generator', 'build_discriminator', 'build_gan', 'block_names', 'block_layers',
-           'call_inputs', 'block_outputs', 'copy_model', 'load_model_file', 'latent_dim_of', 'image_shape_of',
-           'is_conditional', 'num_label_classes']
+__all__ = ['PRESETS', 'RENAMED_PRESETS', 'build_generator', 'conv_blocks', 'build_discriminator', 'build_gan', 'block_names',
+           'block_layers', 'call_inputs', 'block_outputs', 'copy_model', 'load_model_file', 'latent_dim_of',
+           'image_shape_of', 'is_conditional', 'num_label_classes']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
@@ -43,8 +43,9 @@ def _start_size(height: int, width: int) -> tuple[int, int]:
 
 # %% ../nbs/02_models.ipynb #44ac874e
 def build_generator(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 64,
-                    num_classes: int | None = None, name: str = "generator") -> keras.Model:
-    "DCGAN generator `z (N, latent_dim)` [+ int labels `(N,)`] -> images `(N, H, W, C)` in [-1, 1], float32."
+                    num_classes: int | None = None, name: str = "generator", prefix: str = "g") -> keras.Model:
+    """DCGAN generator `z (N, latent_dim)` [+ int labels `(N,)`] -> images `(N, H, W, C)` in [-1, 1], float32.
+    Its layers are named `{prefix}_block_i_...`: 'g' for a GAN, 'dec' for a VAE's decoder (chapter 15)."""
     check_number("latent_dim", latent_dim, 1, integer=True)
     check_number("width", width, 1, integer=True, hint="the channel width multiplier of the model")
     h, w, c = image_shape
@@ -53,25 +54,36 @@ def build_generator(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 
     inputs, x = [z], z
     if num_classes:
         y = keras.Input((), dtype="int32", name="label")
-        e = layers.Embedding(num_classes, latent_dim, name="g_embed")(y)
-        x = layers.Concatenate(name="g_cond")([z, e])
+        e = layers.Embedding(num_classes, latent_dim, name=f"{prefix}_embed")(y)
+        x = layers.Concatenate(name=f"{prefix}_cond")([z, e])
         inputs.append(y)
     ch = 4 * width
-    x = layers.Dense(s * s * ch, use_bias=False, kernel_initializer=_init(), name="g_block_0_dense")(x)
-    x = layers.BatchNormalization(momentum=0.9, name="g_block_0_bn")(x)
-    x = layers.ReLU(name="g_block_0_act")(x)
-    x = layers.Reshape((s, s, ch), name="g_block_0_reshape")(x)
+    x = layers.Dense(s * s * ch, use_bias=False, kernel_initializer=_init(), name=f"{prefix}_block_0_dense")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_block_0_bn")(x)
+    x = layers.ReLU(name=f"{prefix}_block_0_act")(x)
+    x = layers.Reshape((s, s, ch), name=f"{prefix}_block_0_reshape")(x)
     for i in range(1, n_up + 1):
         ch = max(ch // 2, width)
         x = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_init(), name=f"g_block_{i}_deconv")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"g_block_{i}_bn")(x)
-        x = layers.ReLU(name=f"g_block_{i}_act")(x)
+                                   kernel_initializer=_init(), name=f"{prefix}_block_{i}_deconv")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{prefix}_block_{i}_bn")(x)
+        x = layers.ReLU(name=f"{prefix}_block_{i}_act")(x)
     out = layers.Conv2D(c, 3, padding="same", activation="tanh", kernel_initializer=_init(),
-                        dtype="float32", name="g_out_conv")(x)
+                        dtype="float32", name=f"{prefix}_out_conv")(x)
     return keras.Model(inputs if num_classes else z, out, name=name)
 
 # %% ../nbs/02_models.ipynb #374af543
+def conv_blocks(x, width: int, prefix: str = "d"):
+    """The discriminator's feature stack on image tensor `x`: blocks `{prefix}_block_i` of a 4x4 stride-2 convolution and
+    a LeakyReLU(0.2), channels doubling from `width` up to `8 * width`, until the map is 4x4 or smaller; flattened."""
+    side, i, ch = int(x.shape[1]), 0, width
+    while side > 4 or i == 0:
+        x = layers.Conv2D(ch, 4, strides=2, padding="same", kernel_initializer=_init(),
+                          name=f"{prefix}_block_{i}_conv")(x)
+        x = layers.LeakyReLU(0.2, name=f"{prefix}_block_{i}_act")(x)
+        side, i, ch = (side + 1) // 2, i + 1, min(2 * ch, 8 * width)
+    return layers.Flatten(name=f"{prefix}_flatten")(x)
+
 def build_discriminator(image_shape=(28, 28, 1), width: int = 64, num_classes: int | None = None,
                         name: str = "discriminator") -> keras.Model:
     "DCGAN discriminator without BN: images `(N, H, W, C)` [+ int labels `(N,)`] -> float32 logits `(N, 1)`."
@@ -80,13 +92,7 @@ def build_discriminator(image_shape=(28, 28, 1), width: int = 64, num_classes: i
     if h != w:
         raise ValueError(f"square images only; got {h}x{w}")
     img = keras.Input(image_shape, name="image")
-    x, side, i, ch = img, h, 0, width
-    while side > 4 or i == 0:
-        x = layers.Conv2D(ch, 4, strides=2, padding="same", kernel_initializer=_init(),
-                          name=f"d_block_{i}_conv")(x)
-        x = layers.LeakyReLU(0.2, name=f"d_block_{i}_act")(x)
-        side, i, ch = (side + 1) // 2, i + 1, min(2 * ch, 8 * width)
-    feats = layers.Flatten(name="d_flatten")(x)
+    feats = conv_blocks(img, width, "d")
     logits = layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="d_out_dense")(feats)
     if not num_classes:
         return keras.Model(img, logits, name=name)

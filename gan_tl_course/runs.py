@@ -352,14 +352,15 @@ def state_values(variables: dict[str, list], step: int, last: Path | None = None
 
 def save_state(run_dir: str | Path, step: int, models: dict[str, keras.Model], variables: dict[str, list],
                values: list[np.ndarray], history: list[dict], fields: Sequence[str], config: dict,
-               keep: int = 3) -> Path:
-    "Write checkpoint `step`: each model as `NAME.keras`, the `values` of `variables`, the history; returns its folder."
+               keep: int = 3, family: str = "gan") -> Path:
+    """Write checkpoint `step` of a `family` trainer ('gan', 'vae'): each model as `NAME.keras`, the `values` of
+    `variables`, the history; returns its folder."""
     def write_files(folder: Path) -> None:
         for name, model in models.items():
             model.save(folder / f"{name}.keras")
         write_state(folder, values)
         write_history(history, folder / HISTORY, fields)
-    meta = dict(config=config, backend=keras.backend.backend(), keras=keras.__version__,
+    meta = dict(family=family, config=config, backend=keras.backend.backend(), keras=keras.__version__,
                 variables=[dict(role=r, path=v.path, shape=list(v.shape), dtype=str(v.dtype))
                            for r, vs in variables.items() for v in vs])
     return write_checkpoint(run_dir, step, write_files, meta, keep)
@@ -376,8 +377,15 @@ def checkpoint_for(run_dir: Path | None, path: str | Path | None = None) -> Path
         raise CheckpointError(f"no checkpoint at {path}: pass a checkpoint folder (with meta.json) or a run folder")
     return ckpt
 
-def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict, run_dir: Path | None = None) -> None:
-    "Refuse a checkpoint of another architecture or method, or (for `run_dir`'s own run) of another configuration."
+def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict, run_dir: Path | None = None,
+               family: str = "gan") -> None:
+    """Refuse a checkpoint of another model family, architecture or method, or (for `run_dir`'s own run) of another
+    configuration. Checkpoints from before families were recorded are GANs'."""
+    saved_family = meta.get("family", "gan")
+    if saved_family != family:
+        raise CheckpointError(f"checkpoint {ckpt} is a {saved_family.upper()} run's, and this is a {family.upper()} "
+                              f"trainer: restore it with a {saved_family.upper()}Trainer (a {saved_family.upper()} "
+                              f"command), or give this trainer a {family.upper()} run's checkpoint")
     mine = [(role, v) for role, vs in variables.items() for v in vs]
     saved = meta["variables"]
     if len(saved) != len(mine):
@@ -394,12 +402,13 @@ def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict,
     if run_dir is not None and changed:
         raise RunConflict(run_dir, changed)
 
-def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Path | None = None) -> tuple[list[dict], bool]:
+def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Path | None = None,
+               family: str = "gan") -> tuple[list[dict], bool]:
     """Check that checkpoint `ckpt` fits, then assign its values to `variables`; returns `(history, own)`, `own` when
     it is `run_dir`'s own checkpoint (then the run is continued: newer checkpoints are set aside, with a warning)."""
     meta = verify_checkpoint(ckpt)
     own = run_dir is not None and ckpt.resolve().parent == (Path(run_dir) / CHECKPOINTS).resolve()
-    check_fits(ckpt, meta, variables, config, run_dir if own else None)
+    check_fits(ckpt, meta, variables, config, run_dir if own else None, family)
     flat = [v for vs in variables.values() for v in vs]
     values = read_state(ckpt, len(flat))
     try:

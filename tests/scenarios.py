@@ -167,6 +167,38 @@ def adapt_methods(out: Path) -> dict:
     return report
 
 
+def make_vae_trainer(run_dir=None) -> "VAETrainer":
+    from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
+    set_seed(0)
+    encoder, decoder = build_vae("dcgan28", width=WIDTH, latent_dim=16)
+    cfg = VAEConfig(batch_size=BATCH, steps_per_call=10, checkpoint_every=10, sample_every=1000)
+    return VAETrainer(encoder, decoder, images(), cfg, run_dir=run_dir)
+
+
+def vae_train(out: Path) -> dict:
+    "20 VAE steps twice from the same seed, a resume from step 10, and a held-out evaluation with IWAE."
+    from gan_tl_course.vae import VAE_METRICS, evaluate_vae
+    runs = []
+    for _ in range(2):
+        t = make_vae_trainer(run_dir=out / f"run{len(runs)}")
+        models = t.encoder.variables + t.decoder.variables
+        before = numpy_vars(models + [t.log_scale])
+        t.train(20, progress=False)
+        trainable = t.encoder.trainable_variables + t.decoder.trainable_variables + [t.log_scale]
+        after = {v.path: ops.convert_to_numpy(v) for v in trainable}
+        runs.append(dict(history=[[h[k] for k in VAE_METRICS] for h in t.history], step=t.step,
+                         unchanged=[v.path for v, b in zip(models + [t.log_scale], before)
+                                    if v.path in after and np.array_equal(b, after[v.path])],
+                         samples=t.generate(n=4).tolist()))
+    resumed = make_vae_trainer(run_dir=out / "resumed")
+    restored = resumed.restore(out / "run0" / "checkpoints" / "step_000010")
+    resumed.train(20, progress=False)
+    diff = max(float(np.max(np.abs(a - b))) for a, b in
+               zip(numpy_vars(t.encoder.variables + t.decoder.variables),
+                   numpy_vars(resumed.encoder.variables + resumed.decoder.variables)))
+    scores = evaluate_vae(t.encoder, t.decoder, float(ops.convert_to_numpy(t.log_scale)), images()[:32], samples=8)
+    return dict(runs=runs, restored_step=restored, resume_diff=diff, scores=scores)
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,23 @@ def test_adaptation_methods_train_on_every_backend(scenario, backend):
         assert 0.0 <= first["accuracy"] <= 1.0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vae_trains_resumes_and_bounds_on_every_backend(scenario, backend):
+    r = scenario("vae_train", backend)
+    first, second = r["runs"]
+    history = np.array(first["history"])        # elbo, kl, reconstruction, log_scale, loss
+    assert first["step"] == 20 and history.shape == (20, 5) and np.all(np.isfinite(history))
+    np.testing.assert_allclose(history[:, 0], history[:, 2] - history[:, 1], rtol=1e-5, atol=1e-2)
+    assert np.all(history[:, 1] >= 0) and history[-1, 4] < history[0, 4], history[[0, -1]]
+    assert first["unchanged"] == [], f"variables that did not train: {first['unchanged']}"
+    np.testing.assert_allclose(first["history"], second["history"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(first["samples"], second["samples"], rtol=1e-5, atol=1e-5)
+    assert r["restored_step"] == 10 and r["resume_diff"] < 1e-4, r["resume_diff"]
+    s = r["scores"]
+    assert s["elbo"] < s["iwae"] < 0 and s["iwae_samples"] == 8 and s["n"] == 32, s
+    assert 0 <= s["active_units"] <= 16 and len(s["kl_per_dim"]) == 16
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
