@@ -204,10 +204,10 @@ METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p
 
 def _training_set(generator: keras.Model, discriminator: keras.Model, images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
     "The images (any data spec, chapter 1) and labels to train on, checked against both models' shapes."
-    if len(discriminator.outputs) != 1 or tuple(discriminator.outputs[0].shape[1:]) != (1,):
+    if len(discriminator.outputs) != 1 or len(discriminator.outputs[0].shape) != 2:
         raise ValueError(f"{discriminator.name!r} is not a discriminator: it gives {len(discriminator.outputs)} "
-                         "output(s), not one logit per image (a VAE encoder gives [mean, log_var]); build the pair "
-                         "with build_gan")
+                         "output(s), not one (N, logits) tensor of real-or-fake scores (a VAE encoder gives "
+                         "[mean, log_var]); build the pair with build_gan")
     made, taken = image_shape_of(generator), image_shape_of(discriminator)
     if made != taken:
         raise ValueError(f"shapes disagree: the generator makes {made} images but the discriminator takes {taken}; "
