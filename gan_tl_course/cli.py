@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['CLIError', 'pretrain_command', 'pretrain_vae_command', 'finetune_command', 'demo_command', 'transfer_bench_command',
-           'load_generator', 'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command',
-           'generated_command', 'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
+__all__ = ['CLIError', 'pretrain_command', 'pretrain_vae_command', 'finetune_command', 'finetune_vae_command', 'demo_command',
+           'transfer_bench_command', 'load_generator', 'sample_command', 'bench_command', 'evaluate_command',
+           'judge_command', 'probe_command', 'generated_command', 'blend_command', 'invert_command', 'adapt_command',
+           'make_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #41486362
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -259,6 +260,14 @@ def pretrain_vae_command(args: argparse.Namespace) -> int:
 # %% ../nbs/11_cli.ipynb #dceb3043
 _FINETUNE_KEYS = ("source", "target", "shots", "method", "k", "strength", "mine_steps", "augment", "seed")
 
+def _add_target(p: argparse.ArgumentParser) -> None:
+    "The options of `finetune` and `finetune-vae` that say what to learn from, and for how long."
+    p.add_argument("--target", help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
+                                    "(required for a new run)")
+    p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
+    p.add_argument("--steps", type=int, default=1000, help="total optimisation steps of the run")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
+
 def _add_finetune(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
     p = sub.add_parser("finetune", help="adapt a pretrained GAN to a few target images",
@@ -266,9 +275,7 @@ def _add_finetune(sub) -> None:
                                    "with a transfer method (chapter 8).")
     p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, fashion28_conditional, emoji32) or a "
                                     "pretrain run folder (required for a new run)")
-    p.add_argument("--target", help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
-                                    "(required for a new run)")
-    p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
+    _add_target(p)
     p.add_argument("--method", default="finetune", choices=list(METHODS))
     p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g; projected: frozen D blocks, a head after each)")
     p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
@@ -276,27 +283,35 @@ def _add_finetune(sub) -> None:
     p.add_argument("--augment", default=AUGMENT,
                    help="'diffaugment', 'ada', 'none' or a DiffAugment policy (lesson 9: DiffAugment keeps 10 images "
                         "from being copied; from 100 images on, 'none' scored better within 1,000 steps)")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
     _add_run_folder(p)
     p.set_defaults(func=finetune_command)
+
+def _require_source_and_target(args: argparse.Namespace) -> None:
+    "Refuse a new fine-tuning run without --source or --target (a resume takes both from the run)."
+    missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
+    if missing:
+        raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
+
+def _draw_shots(args: argparse.Namespace, image_shape: tuple):
+    "The --target images in `image_shape`: --shots of them drawn with --seed, or all when --shots is left out."
+    from gan_tl_course.core import check_number
+    from gan_tl_course.data import as_image_set, few_shot
+    target = as_image_set(args.target, image_shape, "--target")
+    if args.shots is None:
+        return target
+    check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
+    return few_shot(target, args.shots, seed=args.seed)[0]
 
 def finetune_command(args: argparse.Namespace) -> int:
     "Run `gan-tl finetune`: draw the shots, adapt the source, write the models and pictures."
     import keras
-    from gan_tl_course.core import check_number, image_grid, save_png
-    from gan_tl_course.data import as_image_set, few_shot
+    from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.models import image_shape_of
     from gan_tl_course.transfer import load_source, fine_tune
     checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
-    missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
-    if missing:
-        raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
+    _require_source_and_target(args)
     source = load_source(args.source)
-    target = as_image_set(args.target, image_shape_of(source[0]), "--target")
-    if args.shots is not None:
-        check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
-    shots = few_shot(target, args.shots, seed=args.seed)[0] if args.shots is not None else target
+    shots = _draw_shots(args, image_shape_of(source[0]))
     options = {k: v for k, v in (("k", args.k), ("strength", args.strength), ("mine_steps", args.mine_steps))
                if v is not None}
     t0 = time.perf_counter()
@@ -309,6 +324,43 @@ def finetune_command(args: argparse.Namespace) -> int:
     _write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
     print(f"{trainer.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
           f"{keras.backend.backend()}; wrote {args.out}/ema_generator.keras, samples.png, shots.png, loss.png")
+    return 0
+
+# %% ../nbs/11_cli.ipynb #6acd1748
+_FINETUNE_VAE_KEYS = ("source", "target", "shots", "method", "seed")
+
+def _add_finetune_vae(sub) -> None:
+    from gan_tl_course.vae_transfer import VAE_METHODS
+    p = sub.add_parser("finetune-vae", help="adapt a pretrained VAE to a few target images (chapter 15a)",
+                       description="Fine-tune a pretrained source VAE on a target data set or image folder with a VAE "
+                                   "transfer method (chapter 15a).")
+    p.add_argument("--source", help="shipped VAE source (fashion28_vae, fashion28_nobag_vae) or a pretrain-vae run "
+                                    "folder (required for a new run)")
+    _add_target(p)
+    p.add_argument("--method", default="vae_finetune", choices=list(VAE_METHODS))
+    _add_run_folder(p)
+    p.set_defaults(func=finetune_vae_command)
+
+def finetune_vae_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl finetune-vae`: draw the shots, adapt the source VAE, write the models and pictures."
+    import keras
+    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.models import image_shape_of
+    from gan_tl_course.vae_transfer import fine_tune_vae, load_vae_source
+    checkpoint = _prepare_run(args, "finetune-vae", _FINETUNE_VAE_KEYS)
+    _require_source_and_target(args)
+    source = load_vae_source(args.source)
+    shots = _draw_shots(args, image_shape_of(source.decoder))
+    t0 = time.perf_counter()
+    trainer = fine_tune_vae(source, shots, args.method, steps=args.steps, seed=args.seed, run_dir=args.out,
+                            resume=checkpoint or False, overwrite=args.overwrite, progress=not args.quiet,
+                            run_options={k: getattr(args, k) for k in _FINETUNE_VAE_KEYS})
+    seconds = time.perf_counter() - t0
+    _say_started(trainer, args.out)
+    save_png(image_grid(shots.images[:64]), args.out / "shots.png")
+    _write_vae_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
+    print(f"{args.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
+          f"{keras.backend.backend()}; wrote {args.out}/encoder.keras, decoder.keras, samples.png, shots.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #ca4c7b37
@@ -416,12 +468,15 @@ def _add_sample(sub) -> None:
     p.set_defaults(func=sample_command)
 
 def load_generator(path: str | Path):
-    """Load a generator: a shipped source by name, a `.keras` file, or a run folder (a GAN's `ema_generator.keras`,
+    """Load a generator: a shipped source by name (a VAE source: its decoder), a `.keras` file, or a run folder (a GAN's `ema_generator.keras`,
     a VAE's `decoder.keras`). Errors name the file and what is wrong, also for a model that is no generator."""
     from gan_tl_course.models import load_model_file
     from gan_tl_course.transfer import load_source, shipped_sources
     if str(path) in shipped_sources() and not Path(path).exists():
         return load_source(str(path))[0]
+    if str(path) in shipped_sources(family="vae") and not Path(path).exists():
+        from gan_tl_course.vae_transfer import load_vae_source
+        return load_vae_source(str(path)).decoder
     path = Path(path)
     if path.is_dir():
         path = next((path / f for f in ("ema_generator.keras", "decoder.keras") if (path / f).is_file()),
@@ -746,7 +801,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      description="GAN transfer learning course: command-line jobs. "
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_pretrain, _add_pretrain_vae, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
+    for add in (_add_demo, _add_pretrain, _add_pretrain_vae, _add_finetune, _add_finetune_vae, _add_transfer_bench, _add_sample, _add_bench,
                 _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend,
                 _add_adapt):
         add(sub)

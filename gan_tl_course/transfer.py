@@ -28,9 +28,9 @@ from .runs import check_new_run, read_run_record, resume_options, start_run
 from .train import GANTrainer, TrainConfig, value_and_grad
 
 # %% auto #0
-__all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'load_pretrained',
-           'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG', 'ScaleShift', 'L2SP',
-           'generator_fisher', 'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC',
+__all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'source_files',
+           'load_pretrained', 'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG',
+           'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC',
            'projected_discriminator', 'Projected', 'get_method', 'load_source', 'augment_setting', 'fine_tune',
            'inspect_method', 'run_demo']
 
@@ -57,7 +57,7 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
         os.replace(out_dir / f"{target}.tmp", out_dir / target)
         files[role] = dict(file=target, sha256=sha256_file(out_dir / target))
     keep = ("fid", "kid", "precision", "recall", "density", "coverage")
-    entry = dict(kind="source", files=files, commands=result["commands"], steps=result["step"],
+    entry = dict(kind="source", family="gan", files=files, commands=result["commands"], steps=result["step"],
                  train_seconds=result["seconds"], runtime=result["runtime"], options=options,
                  image_shape=list(image_shape_of(generator)),
                  evaluation=dict(n=report.n, seed=report.seed, feature_net=report.feature_net,
@@ -84,26 +84,36 @@ def _per_class_scores(generator: keras.Model, dataset: str, n: int) -> dict[str,
                                                        if k in report.values})
     return out
 
-def shipped_sources(folder: str | Path = ASSETS) -> list[str]:
-    "The names of the pretrained sources in `folder`'s `MANIFEST.json`."
-    return [k[len(SOURCE_PREFIX):] for k in read_manifest(folder) if k.startswith(SOURCE_PREFIX)]
+def shipped_sources(folder: str | Path = ASSETS, family: str = "gan") -> list[str]:
+    "The names of the pretrained sources of `family` ('gan', or 'vae': chapter 15a) in `folder`'s `MANIFEST.json`."
+    return [k[len(SOURCE_PREFIX):] for k, entry in read_manifest(folder).items()
+            if k.startswith(SOURCE_PREFIX) and entry.get("family", "gan") == family]   # sources before families: GANs
 
-def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model, keras.Model]:
-    "The shipped source `name` as `(generator, discriminator)`, after checking both files against the manifest."
-    manifest = read_manifest(folder)
-    key = SOURCE_PREFIX + name
-    if key not in manifest:
-        raise FileNotFoundError(f"no pretrained source {name!r} in {Path(folder) / 'MANIFEST.json'} "
-                                f"(it has: {', '.join(shipped_sources(folder)) or 'none'})")
-    models = []
-    for role in ("generator", "discriminator"):
-        f = manifest[key]["files"][role]
+def source_files(name: str, family: str, roles: tuple[str, ...], folder: str | Path = ASSETS) -> tuple[dict, list[Path]]:
+    """The manifest entry of shipped source `name` and the paths of its `roles`' files, each checked against its sha256;
+    a source of another family is refused by name."""
+    entry = read_manifest(folder).get(SOURCE_PREFIX + name)
+    if entry is None:
+        raise FileNotFoundError(f"no pretrained {family.upper()} source {name!r} in {Path(folder) / 'MANIFEST.json'} "
+                                f"(it has: {', '.join(shipped_sources(folder, family)) or 'none'})")
+    actual = entry.get("family", "gan")
+    if actual != family:
+        loader = {"gan": "load_pretrained (chapter 8)", "vae": "load_vae_source (chapter 15a)"}[actual]
+        raise ValueError(f"source {name!r} is a {actual.upper()}, not a {family.upper()}: load it with {loader}")
+    paths = []
+    for role in roles:
+        f = entry["files"][role]
         path = asset_path(folder, f["file"])
         if not path.is_file() or sha256_file(path) != f["sha256"]:
             raise ValueError(f"{path} is missing or does not match its MANIFEST.json sha256: reinstall "
-                             f"gan_tl_course, or rebuild it with {manifest[key]['commands']} and ship_source")
-        models.append(load_model_file(path, f"{role} of source {name}"))
-    return models[0], models[1]
+                             f"gan_tl_course, or rebuild it with {entry['commands']} and ship it again")
+        paths.append(path)
+    return entry, paths
+
+def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model, keras.Model]:
+    "The shipped GAN source `name` as `(generator, discriminator)`, after checking both files against the manifest."
+    _, paths = source_files(name, "gan", ("generator", "discriminator"), folder)
+    return tuple(load_model_file(p, f"{role} of source {name}") for p, role in zip(paths, ("generator", "discriminator")))
 
 # %% ../nbs/08_transfer.ipynb #313aba38
 @dataclass

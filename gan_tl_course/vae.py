@@ -149,8 +149,8 @@ class VAETrainer(Trainer):
         self.encoder, self.decoder = encoder, decoder
         self.latent_dim = latent_dim_of(decoder)
         self.log_scale = keras.Variable(log_scale, dtype="float32", name="log_scale")
-        self.train_variables = list(train_variables if train_variables is not None else
-                                    encoder.trainable_variables + decoder.trainable_variables + [self.log_scale])
+        networks = encoder.trainable_variables + decoder.trainable_variables
+        self.train_variables = list(networks if train_variables is None else train_variables) + [self.log_scale]
         c = self.config
         self.optimizer = keras.optimizers.Adam(c.lr, beta_1=c.beta_1, beta_2=c.beta_2, name="vae_adam")
         self.optimizer.build(self.train_variables)

@@ -15,12 +15,12 @@ import numpy as np
 
 from .core import image_grid, to_uint8
 from .metrics import nearest_neighbours
-from .models import block_layers, call_inputs, image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .models import block_layers, block_names, call_inputs, image_shape_of, is_conditional, latent_dim_of, num_label_classes
 from .train import generate_images
 
 # %% auto #0
-__all__ = ['INTERPOLATIONS', 'latent_batch', 'render', 'png_bytes', 'early_features', 'ganspace_directions', 'move', 'lerp',
-           'slerp', 'interpolate', 'GanWidget', 'LatentExplorer', 'Interpolation', 'CompareGenerators',
+__all__ = ['INTERPOLATIONS', 'latent_batch', 'render', 'png_bytes', 'first_block', 'early_features', 'ganspace_directions',
+           'move', 'lerp', 'slerp', 'interpolate', 'GanWidget', 'LatentExplorer', 'Interpolation', 'CompareGenerators',
            'NearestTraining', 'timeline_frames', 'TrainingTimeline']
 
 # %% ../nbs/10_widgets.ipynb #8db87364
@@ -52,14 +52,22 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     return buffer.getvalue()
 
 # %% ../nbs/10_widgets.ipynb #bd6c45b1
-def early_features(generator: keras.Model, block: str = "g_block_0") -> keras.Model:
-    "A model from G's inputs to the output of its block `block` (the last layer named `{block}_*`)."
+def first_block(generator: keras.Model) -> str:
+    "The name of a generator's first block: `g_block_0` for a GAN's, `dec_block_0` for a VAE's decoder (chapter 15)."
+    names = block_names(generator, "g") or block_names(generator, "dec")
+    if not names:
+        raise ValueError(f"{generator.name} has no g_block_i or dec_block_i layers; pass block= the name of one of its blocks")
+    return names[0]
+
+def early_features(generator: keras.Model, block: str | None = None) -> keras.Model:
+    "A model from G's inputs to the output of its block `block` (the last layer named `{block}_*`; default: the first)."
+    block = block or first_block(generator)
     layers = block_layers(generator, block)
     if not layers:
         raise ValueError(f"{generator.name} has no layers named {block}_*; pass the name of one of its blocks")
     return keras.Model(call_inputs(generator), layers[-1].output)
 
-def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block: str = "g_block_0",
+def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block: str | None = None,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "`(directions (k, latent_dim) orthonormal, share of activation variance of each component)` by GANSpace."
     latent = latent_dim_of(generator)

@@ -199,6 +199,23 @@ def vae_train(out: Path) -> dict:
     scores = evaluate_vae(t.encoder, t.decoder, float(ops.convert_to_numpy(t.log_scale)), images()[:32], samples=8)
     return dict(runs=runs, restored_step=restored, resume_diff=diff, scores=scores)
 
+def vae_transfer(out: Path) -> dict:
+    "Each VAE transfer method for 10 steps from a tiny source: which networks moved, and a resumed run's step."
+    from gan_tl_course.vae_transfer import VAE_METHODS, VAESource, fine_tune_vae
+    from gan_tl_course.vae import build_vae
+    set_seed(0)
+    source = VAESource(*build_vae("dcgan28", width=WIDTH, latent_dim=16), log_scale=-2.0, name="tiny")
+    moved = {}
+    for method in VAE_METHODS:
+        t = fine_tune_vae(source, images()[:32], method, steps=10, progress=False)
+        moved[method] = {role: any(not np.array_equal(a, b) for a, b in
+                                   zip(getattr(t, role).get_weights(), getattr(source, role).get_weights()))
+                         for role in ("encoder", "decoder")}
+    fine_tune_vae(source, images()[:32], "vae_finetune", steps=10, run_dir=out / "run", progress=False)
+    resumed = fine_tune_vae(source, images()[:32], "vae_finetune", steps=20, run_dir=out / "run", resume=True,
+                            progress=False)
+    return dict(moved=moved, resumed_step=resumed.step, resumed_rows=len(resumed.history))
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,16 @@ def test_vae_trains_resumes_and_bounds_on_every_backend(scenario, backend):
     assert 0 <= s["active_units"] <= 16 and len(s["kl_per_dim"]) == 16
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vae_transfer_methods_move_what_they_say_on_every_backend(scenario, backend):
+    r = scenario("vae_transfer", backend)
+    assert r["moved"] == {"vae_scratch": {"encoder": True, "decoder": True},
+                          "vae_finetune": {"encoder": True, "decoder": True},
+                          "vae_decoder_only": {"encoder": True, "decoder": True},
+                          "vae_freeze_encoder": {"encoder": False, "decoder": True}}, r["moved"]
+    assert r["resumed_step"] == 20 and r["resumed_rows"] == 20, r
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resume_matches_straight_run(scenario, backend):
     r = scenario("resume", backend)
