@@ -18,7 +18,8 @@
 # shares at different times.
 # The rows are merged into one results folder at the end (results.csv/json/md, kid_vs_shots.png), with the
 # samples and logs as archives, so that at most 8 files come back from the machine.
-# QUICK=1 runs a tiny grid, to check the script on a CPU.
+# QUICK=1 runs a tiny grid, to check the script on a CPU. FAMILY=vae runs the VAE grid of chapter 15a instead
+# (its VAE sources are in the package's assets; carry the same parts of .gpu/).
 set -uo pipefail
 out=${1:-bench/transfer_gpu}
 work=${WORK:-/tmp/transfer_workers}
@@ -26,10 +27,13 @@ mkdir -p "$out" "$work"
 rm -rf "$work"/w* "$work/previous"           # a warm machine keeps xla_cache/ and merged/ from an earlier call
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$work/xla_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 workers=${WORKERS:-6}
-previous=${PREVIOUS:-bench/transfer_gpu/results.csv}
+family=${FAMILY:-gan}                       # FAMILY=vae: chapter 15a's VAE grid (results in bench/vae_transfer_gpu)
+if [ "$family" = vae ]; then previous=${PREVIOUS:-bench/vae_transfer_gpu/results.csv}; quick_methods="vae_scratch vae_finetune"
+else previous=${PREVIOUS:-bench/transfer_gpu/results.csv}; quick_methods="scratch freeze_d"; fi
 if [ "${QUICK:-0}" = 1 ]; then
-  grid="--shots 10 --steps 20 --n-eval 100 --seeds 0 --methods scratch freeze_d"; workers=2; previous=${PREVIOUS:-none}
+  grid="--shots 10 --steps 20 --n-eval 100 --seeds 0 --methods $quick_methods"; workers=2; previous=${PREVIOUS:-none}
 else grid="--shots 10 100 1000 --steps 1000 --n-eval 2000 --seeds 0 1 2"; fi
+grid="--family $family $grid"
 export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python -c "print(round(0.84 / $workers, 3))")   # the workers share the GPU
 limit=${WORKER_SECONDS:-540}
 # continue an earlier grid: its rows (default: the committed bench/transfer_gpu/results.csv) go into every worker's
@@ -37,12 +41,12 @@ limit=${WORKER_SECONDS:-540}
 python - "$previous" "$work" "$workers" <<'PY'
 import sys
 from pathlib import Path
-from gan_tl_course.fewshot import _append_result, read_results
+from gan_tl_course.fewshot import append_row, read_results
 previous, work, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 for w in range(workers):
     (work / f"w{w}").mkdir(parents=True, exist_ok=True)
     for row in read_results(previous):
-        _append_result(work / f"w{w}" / "results.csv", row)
+        append_row(work / f"w{w}" / "results.csv", row, tuple(row))
 archive = previous.parent / "samples.tar.gz"                 # and their sample grids, so the archive stays whole
 if archive.is_file():
     import tarfile
@@ -62,7 +66,7 @@ echo "workers done in $((SECONDS - t0)) s"
 python - "$work" "$out" <<'PY'
 import sys, tarfile
 from pathlib import Path
-from gan_tl_course.fewshot import _append_result, _cell_key, read_results, write_reports
+from gan_tl_course.fewshot import append_row, _cell_key, read_results, write_reports
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 rows = {}                                                    # every worker holds the earlier rows: keep one of each
 for folder in sorted(p for p in work.glob("w*") if p.is_dir()):
@@ -70,8 +74,13 @@ for folder in sorted(p for p in work.glob("w*") if p.is_dir()):
         rows.setdefault(_cell_key(row), row)
 (out / "results.csv").unlink(missing_ok=True)                # the rows include the earlier ones
 for row in rows.values():
-    _append_result(out / "results.csv", row)
-write_reports(read_results(out / "results.csv"), out)
+    append_row(out / "results.csv", row, tuple(row))
+rows = read_results(out / "results.csv")
+if rows and "elbo" in rows[0]:                               # the VAE grid (FAMILY=vae): its reports add the bounds
+    from gan_tl_course.vae_transfer import write_vae_reports
+    write_vae_reports(rows, out)
+else:
+    write_reports(rows, out)
 with tarfile.open(out / "samples.tar.gz", "w:gz") as tar:
     for png in sorted(work.glob("*/samples/*.png")):
         tar.add(png, arcname=f"samples/{png.name}")

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -304,8 +305,6 @@ def _draw_shots(args: argparse.Namespace, image_shape: tuple):
 
 def finetune_command(args: argparse.Namespace) -> int:
     "Run `gan-tl finetune`: draw the shots, adapt the source, write the models and pictures."
-    import keras
-    from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.models import image_shape_of
     from gan_tl_course.transfer import load_source, fine_tune
     checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
@@ -318,12 +317,19 @@ def finetune_command(args: argparse.Namespace) -> int:
     trainer = fine_tune(source, shots, method=args.method, augment=args.augment, steps=args.steps, seed=args.seed,
                         run_dir=args.out, resume=checkpoint or False, overwrite=args.overwrite,
                         progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS}, **options)
-    seconds = time.perf_counter() - t0
+    return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, str(trainer.method), _write_run,
+                            "ema_generator.keras")
+
+def _finish_finetune(args: argparse.Namespace, trainer, shots, seconds: float, label: str, write_run: Callable,
+                     models: str) -> int:
+    "The end of `finetune` and `finetune-vae`: the shots' picture, the run's record (`write_run`), one line of what was written."
+    import keras
+    from gan_tl_course.core import image_grid, save_png
     _say_started(trainer, args.out)
     save_png(image_grid(shots.images[:64]), args.out / "shots.png")
-    _write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
-    print(f"{trainer.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
-          f"{keras.backend.backend()}; wrote {args.out}/ema_generator.keras, samples.png, shots.png, loss.png")
+    write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
+    print(f"{label} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
+          f"{keras.backend.backend()}; wrote {args.out}/{models}, samples.png, shots.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #6acd1748
@@ -343,8 +349,6 @@ def _add_finetune_vae(sub) -> None:
 
 def finetune_vae_command(args: argparse.Namespace) -> int:
     "Run `gan-tl finetune-vae`: draw the shots, adapt the source VAE, write the models and pictures."
-    import keras
-    from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.models import image_shape_of
     from gan_tl_course.vae_transfer import fine_tune_vae, load_vae_source
     checkpoint = _prepare_run(args, "finetune-vae", _FINETUNE_VAE_KEYS)
@@ -355,13 +359,8 @@ def finetune_vae_command(args: argparse.Namespace) -> int:
     trainer = fine_tune_vae(source, shots, args.method, steps=args.steps, seed=args.seed, run_dir=args.out,
                             resume=checkpoint or False, overwrite=args.overwrite, progress=not args.quiet,
                             run_options={k: getattr(args, k) for k in _FINETUNE_VAE_KEYS})
-    seconds = time.perf_counter() - t0
-    _say_started(trainer, args.out)
-    save_png(image_grid(shots.images[:64]), args.out / "shots.png")
-    _write_vae_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
-    print(f"{args.method} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
-          f"{keras.backend.backend()}; wrote {args.out}/encoder.keras, decoder.keras, samples.png, shots.png, loss.png")
-    return 0
+    return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, args.method, _write_vae_run,
+                            "encoder.keras, decoder.keras")
 
 # %% ../nbs/11_cli.ipynb #ca4c7b37
 def _add_demo(sub) -> None:
@@ -402,51 +401,69 @@ def demo_command(args: argparse.Namespace) -> int:
 # %% ../nbs/11_cli.ipynb #f57bbd6e
 def _add_transfer_bench(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
+    from gan_tl_course.vae_transfer import VAE_METHODS
     p = sub.add_parser("transfer-bench", help="the few-shot benchmark: methods x shots x seeds on near/far targets",
                        description="Fine-tune shipped sources with every method on a few target images, for several "
                                    "shot counts and seeds, under one step budget; evaluate each against held-out "
-                                   "images; write results.csv/json/md and kid_vs_shots.png.")
+                                   "images; write results.csv/json/md and kid_vs_shots.png. --family vae runs the "
+                                   "same grid for VAE sources (chapter 15a), with held-out ELBO and IWAE.")
+    p.add_argument("--family", choices=["gan", "vae"], default="gan", help="which models' grid (default gan)")
     p.add_argument("--out", required=True, help="results folder (an existing one is continued)")
     p.add_argument("--targets", nargs="+", default=["near", "far"],
                    help="near (bags), far (MNIST digits), or SOURCE=DATA: a source (shipped name or pretrain run "
                         "folder) and any data set name or image folder, e.g. fashion28=~/my_images")
     p.add_argument("--shots", type=int, nargs="+", default=[10, 100, 1000])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
-                   help=f"any of {', '.join(METHODS)} (default: all)")
+    p.add_argument("--methods", nargs="+", choices=[*METHODS, *VAE_METHODS], metavar="METHOD",
+                   help=f"GAN: any of {', '.join(METHODS)}; VAE: any of {', '.join(VAE_METHODS)} (default: all of "
+                        "the family's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1000, help="training steps of every run")
     p.add_argument("--augment", default=AUGMENT, help="'diffaugment', 'ada', 'none' or a DiffAugment policy")
     p.add_argument("--n-eval", type=int, default=2000, help="images per evaluation set")
     p.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
                    help="also evaluate each run after its first 10 steps and every STEPS steps, into curves.csv (e.g. 250)")
+    p.add_argument("--iwae-samples", type=int, default=16, metavar="K", help="VAE: importance samples of the IWAE bound")
+    p.add_argument("--n-bound", type=int, default=1000, help="VAE: held-out images the ELBO and IWAE are computed on")
     p.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "N"),
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)
 
-def _targets(specs: list[str]) -> dict[str, dict]:
-    "The benchmark's targets from --targets: names of `TARGETS`, or SOURCE=DATA, named after both (file-safe)."
+def _targets(specs: list[str], known: dict[str, dict] | None = None) -> dict[str, dict]:
+    "The benchmark's targets from --targets: names of `known` (default `TARGETS`), or SOURCE=DATA, named after both (file-safe)."
     import re
     from gan_tl_course.fewshot import TARGETS
+    known = TARGETS if known is None else known
     targets = {}
     for spec in specs:
-        if spec in TARGETS:
-            targets[spec] = TARGETS[spec]
+        if spec in known:
+            targets[spec] = known[spec]
         elif "=" in spec:
             source, data = spec.split("=", 1)
             targets[re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")] = dict(source=source, data=data, about=spec)
         else:
-            raise CLIError(f"--targets {spec}: neither one of {', '.join(TARGETS)} nor SOURCE=DATA "
+            raise CLIError(f"--targets {spec}: neither one of {', '.join(known)} nor SOURCE=DATA "
                            "(e.g. fashion28=mnist_5k, or fashion28=path/to/images)")
     return targets
 
 def transfer_bench_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl transfer-bench` and print the KID table."
+    "Run `gan-tl transfer-bench` (a GAN or a VAE grid) and print the KID table."
     from gan_tl_course.core import check_output_dir, runtime_info
     from gan_tl_course.fewshot import results_markdown, summarize, transfer_benchmark
+    from gan_tl_course.transfer import METHODS
+    from gan_tl_course.vae_transfer import VAE_METHODS, VAE_TARGETS, vae_benchmark
+    other = {"gan": {"iwae_samples", "n_bound"}, "vae": {"augment", "eval_every"}}[args.family] & args.given
+    if other:
+        raise CLIError(f"{', '.join('--' + o.replace('_', '-') for o in sorted(other))}: not an option of the "
+                       f"{args.family.upper()} grid (--family {args.family})")
     out = check_output_dir(args.out, "--out")
     t0 = time.perf_counter()
-    rows = transfer_benchmark(out, _targets(args.targets), args.shots, args.methods, args.seeds, args.steps, args.augment,
-                              args.n_eval, args.eval_every, shard=tuple(args.shard))
+    grid = dict(shots=args.shots, seeds=args.seeds, steps=args.steps, n_eval=args.n_eval, shard=tuple(args.shard))
+    if args.family == "vae":
+        rows = vae_benchmark(out, _targets(args.targets, VAE_TARGETS), methods=args.methods or tuple(VAE_METHODS), **grid,
+                             n_bound=args.n_bound, iwae_samples=args.iwae_samples)
+    else:
+        rows = transfer_benchmark(out, _targets(args.targets), methods=args.methods or tuple(METHODS), **grid,
+                                  augment=args.augment, eval_every=args.eval_every)
     log = out / "benchmark.json"
     runs = json.loads(log.read_text())["runs"] if log.is_file() else []
     runs.append(dict(command=args.command_line, runtime=runtime_info(), seconds=round(time.perf_counter() - t0, 1),
@@ -623,6 +640,7 @@ def _add_probe(sub) -> None:
     p.add_argument("--targets", nargs="+", default=["fashion", "digits", "animals"], choices=["fashion", "digits", "animals"])
     p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 50], help="labelled images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--vae", metavar="SOURCE", help="also probe this VAE source's encoder and a random encoder (chapter 15a)")
     p.add_argument("--no-supervised", action="store_true", help="leave out the supervised reference (trains a CNN first)")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per pool and test set (a quick look)")
     p.add_argument("--csv", help="also write every row to this .csv file")
@@ -654,6 +672,9 @@ def probe_command(args: argparse.Namespace) -> int:
                                         supervised_classifier, supervised_features)
     out = _check_grid(args)
     networks = feature_networks(args.source)                   # a bad --source is refused before any training
+    if args.vae:
+        from gan_tl_course.vae_transfer import vae_feature_networks
+        networks.update(vae_feature_networks(args.vae))
     targets = probe_targets(args.targets, limit=args.limit)
     if not args.no_supervised:
         networks["supervised CNN"] = supervised_features(supervised_classifier())

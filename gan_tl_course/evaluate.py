@@ -112,6 +112,8 @@ METRIC_INFO = {   # name -> (label, which direction is better, what it measures)
     "judge_accuracy": ("judge accuracy", "higher", "share of samples in the intended class"),
     "memorization_ratio": ("memorization ratio", "≈ 1", "distance to the training shots vs held-out images"),
     "copied": ("copied", "≈ 0.01", "share of samples closer to a shot than 99 % of held-out images"),
+    "elbo": ("held-out ELBO", "higher", "a VAE's lower bound on log p(x), nats per image (chapter 15)"),
+    "iwae": ("held-out IWAE", "higher", "a tighter bound than the ELBO, from K importance samples (chapter 15)"),
 }
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from io import BytesIO
 from itertools import groupby
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,9 +25,9 @@ from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'INTEGER_FIELDS', 'default_options', 'read_results', 'append_row',
-           'transfer_benchmark', 'samples_name', 'run_cell', 'summarize', 'paired_differences', 'results_markdown',
-           'plot_metric_vs_shots', 'write_reports', 'curve_summary', 'curve_table', 'plot_curves', 'paired_text',
-           'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
+           'run_grid', 'transfer_benchmark', 'samples_name', 'run_cell', 'summarize', 'paired_differences',
+           'results_markdown', 'plot_metric_vs_shots', 'write_reports', 'curve_summary', 'curve_table', 'plot_curves',
+           'paired_text', 'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -76,45 +76,38 @@ def _cell_key(row: dict) -> tuple:
     return (row["target"], int(row["shots"]), row["method"], row["augment"], int(row["seed"]), int(row["steps"]))
 
 # %% ../nbs/08a_fewshot.ipynb #b7581402
-def _resolve_targets(targets: Sequence[str] | dict) -> dict[str, dict]:
+def _resolve_targets(targets: Sequence[str] | dict, known: dict[str, dict] = TARGETS) -> dict[str, dict]:
+    "The grid's targets: names of `known` (default `TARGETS`), or a dict of your own, each with a source and data."
     if isinstance(targets, dict):
         incomplete = [name for name, spec in targets.items() if not {"source", "data"} <= set(spec)]
         if incomplete:
-            raise ValueError(f"targets {incomplete} need a 'source' (a shipped name, a pretrain run folder or a "
-                             "(generator, discriminator) pair) and 'data' (any data spec: a data set name, a folder, "
-                             "an ImageSet or uint8 images)")
+            raise ValueError(f"targets {incomplete} need a 'source' (a shipped name or a run folder of a pretrained "
+                             "model) and 'data' (any data spec: a data set name, a folder, an ImageSet or uint8 images)")
         return targets
-    unknown = [t for t in targets if t not in TARGETS]
+    unknown = [t for t in targets if t not in known]
     if unknown:
-        raise ValueError(f"unknown targets {unknown}; choose from {', '.join(TARGETS)} or pass a dict of your own")
-    return {t: TARGETS[t] for t in targets}
+        raise ValueError(f"unknown targets {unknown}; choose from {', '.join(known)} or pass a dict of your own")
+    return {t: known[t] for t in targets}
 
-def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
-                       shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
-                       seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = AUGMENT,
-                       n_eval: int = 2000, eval_every: int | None = None, progress: bool = False,
-                       shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
-    """Run (or continue) the grid targets x shots x seeds x methods into `out`; returns all rows of `results.csv`.
-    `eval_every`: also evaluate each run after its first compiled call and every that many steps, into `curves.csv`.
-    `shard=(i, n)` runs every n-th of the cells still to do, from the i-th: n processes (i = 0 .. n-1, each with
-    its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
+def run_grid(out: str | Path, targets: dict[str, dict], shots: Sequence[int], methods: Sequence[str],
+             seeds: Sequence[int], steps: int, augment: str, n_eval: int, load: Callable, run: Callable,
+             fields: Sequence[str] = FIELDS, shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
+    """The loop of every few-shot grid, whatever the model family: each cell of targets x shots x seeds x methods
+    that `out/results.csv` does not hold yet, appended as it finishes; returns all rows. Per (target, shots, seed)
+    the shots and the reference are drawn once and shared by all methods. `load(source)` reads a target's source
+    (once per target) and returns it with the image shape it makes; `run(source, train, held_out, reference,
+    method, seed, samples_png)` trains and scores one cell and returns its row (without target and shots) and its
+    curve ([] if none). `shard=(i, n)` runs every n-th of the cells still to do, from the i-th."""
     check_number("steps", steps, 1, integer=True)
     check_number("n_eval", n_eval, MIN_N, integer=True)
-    if eval_every is not None:
-        check_number("eval_every", eval_every, 1, integer=True, hint="steps between evaluations during a run")
     for k in shots:
         check_number("shots", k, 1, integer=True)
     for seed in seeds:
         check_number("seeds", seed, 0, integer=True)
-    augment_setting(augment)
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard {shard}: the index must be in 0 .. {count - 1} (shard=(i, n) with 0 <= i < n)")
     out = Path(out); (out / "samples").mkdir(parents=True, exist_ok=True)
-    targets = _resolve_targets(targets)
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
     results = out / "results.csv"
     earlier = read_results(results)
     budgets = {r["steps"] for r in earlier}
@@ -124,27 +117,50 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     done = {_cell_key(r) for r in earlier}
     todo = [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
             if (name, k, method, augment, seed, steps) not in done][index::count]
-    loaded = {}                                          # per target: its source models and images, read once
+    loaded = {}                                          # per target: its source and images, read once
     for (name, k, seed), cells in groupby(todo, key=lambda cell: cell[:3]):
         if name not in loaded:
-            source = load_source(targets[name]["source"])
-            loaded[name] = source, as_image_set(targets[name]["data"], image_shape_of(source[0]),
-                                                f"the data of target {name!r}", "its source makes")
+            source, image_shape = load(targets[name]["source"])
+            loaded[name] = source, as_image_set(targets[name]["data"], image_shape, f"the data of target {name!r}",
+                                                "its source makes")
         source, data = loaded[name]
         train, held_out = few_shot(data, k, seed=seed)
         reference = prepare_reference(held_out, n_eval=min(n_eval, len(held_out) // 2), seed=seed)
         for *_, method in cells:
             t0 = time.perf_counter()
-            row, curve = run_cell(source, train, reference, method, augment, steps, seed,
-                                  out / "samples" / samples_name(name, k, method, augment, seed), progress, eval_every)
+            row, curve = run(source, train, held_out, reference, method, seed,
+                             out / "samples" / samples_name(name, k, method, augment, seed))
             row.update(target=name, shots=k)
             for point in curve:                          # the curve first: a finished cell always has its curve
                 append_row(out / "curves.csv", dict(row, **point), CURVE_FIELDS)
-            append_row(results, row)
+            append_row(results, row, fields)
             log(f"{name} k={k} seed={seed} {method:12s} KID {row['kid']:.4f} FID {row['fid']:.3f} "
                 f"recall {row['recall']:.3f} (training {row['train_seconds']:.0f} s, "
                 f"whole cell {time.perf_counter() - t0:.0f} s)")
-    rows = read_results(results)
+    return read_results(results)
+
+def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
+                       shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
+                       seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = AUGMENT,
+                       n_eval: int = 2000, eval_every: int | None = None, progress: bool = False,
+                       shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
+    """Run (or continue) the GAN grid targets x shots x seeds x methods into `out` (`run_grid` with `fine_tune`);
+    returns all rows of `results.csv` and writes the reports. `eval_every`: also evaluate each run after its first
+    compiled call and every that many steps, into `curves.csv`. `shard=(i, n)`: n processes (i = 0 .. n-1, each
+    with its own `out` holding the same earlier rows) split what is left of a grid evenly between them."""
+    if eval_every is not None:
+        check_number("eval_every", eval_every, 1, integer=True, hint="steps between evaluations during a run")
+    augment_setting(augment)
+    targets = _resolve_targets(targets)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
+    def load(spec):
+        source = load_source(spec)
+        return source, image_shape_of(source[0])
+    def run(source, train, held_out, reference, method, seed, samples_png):
+        return run_cell(source, train, reference, method, augment, steps, seed, samples_png, progress, eval_every)
+    rows = run_grid(out, targets, shots, methods, seeds, steps, augment, n_eval, load, run, shard=shard, log=log)
     write_reports(rows, out)
     return rows
 
@@ -200,8 +216,10 @@ def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precisi
     return out
 
 def _method_rank(method: str) -> int:
-    "Position of `method` in the registry, so tables and plots list methods in one order (scratch first)."
-    return list(METHODS).index(method) if method in METHODS else len(METHODS)
+    """Position of `method` in the registry, so tables and plots list methods in one order (scratch first); a VAE
+    method (chapter 15a) ranks as its GAN namesake (`vae_scratch` as `scratch`), the others after all of them."""
+    name = method.removeprefix("vae_")
+    return list(METHODS).index(name) if name in METHODS else len(METHODS)
 
 def paired_differences(rows: list[dict], method: str, baseline: str = "scratch", metric: str = "kid",
                        column: str = "method") -> list[dict]:
@@ -234,6 +252,10 @@ def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
     several = len({a for _, a in runs}) > 1
     return {(m, a): f"{m} ({a})" if several else m for m, a in runs}
 
+def _number(value: float) -> str:
+    "A table's number: 4 decimals for scores (KID 0.1234), whole numbers with separators for ELBOs in nats (−7,391)."
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+
 def results_markdown(summary: list[dict], metric: str = "kid") -> str:
     "A markdown table per target: methods by shots, `metric` as mean ± std over seeds, the best per column in bold."
     label, better, _ = METRIC_INFO[metric]
@@ -248,8 +270,8 @@ def results_markdown(summary: list[dict], metric: str = "kid") -> str:
             row = [name]
             for k in shots:
                 s = next((s for s in cells if s["shots"] == k and (s["method"], s["augment"]) == run), None)
-                text = ("–" if s is None else f"{s[metric]:.4f}" if s["seeds"] == 1
-                        else f"{s[metric]:.4f} ± {s[metric + '_std']:.4f}")
+                text = ("–" if s is None else _number(s[metric]) if s["seeds"] == 1
+                        else f"{_number(s[metric])} ± {_number(s[metric + '_std'])}")
                 row.append(f"**{text}**" if s is not None and s[metric] == best[k] else text)
             rows.append(row)
         title = f"**{target}** — {'judge ' if metric in ('fid', 'kid') else ''}{label} ({better} is better), mean ± std over seeds"
@@ -272,14 +294,14 @@ def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
                 continue
             k, y, e = map(np.array, zip(*pts))
             ax.errorbar(k, y, yerr=e, marker="o", capsize=3, label=name, color=colours[run],
-                        linestyle="--" if run[0] == "scratch" else "-")
+                        linestyle="--" if run[0].endswith("scratch") else "-")
         if all(s[metric] > 0 for s in cells):                           # a failing method does not flatten the rest
             ax.set_yscale("log")
             ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))           # labels at 0.1, 0.2, 0.5, 1, ...
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g")); ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_xscale("log"); ax.set_xlabel("shots"); ax.set_ylabel(f"judge {metric.upper()}")
         ax.set_title(target); ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=colours[run], marker="o", linestyle="--" if run[0] == "scratch" else "-")
+    handles = [plt.Line2D([], [], color=colours[run], marker="o", linestyle="--" if run[0].endswith("scratch") else "-")
                for run in labels]
     fig.legend(handles, list(labels.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1, 0.95))
     fig.tight_layout()

@@ -9,23 +9,29 @@ import datetime
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from .core import check_number, set_seed, sha256_arrays, sha256_file
-from .data import ImageSpec, as_image_set
+from .core import check_number, image_grid, save_png, set_seed, sha256_arrays, sha256_file
+from .data import ImageSet, ImageSpec, as_image_set
+from .features import _check_images, block_features, model_outputs
+from .fewshot import (FIELDS, KEPT, TARGETS, _resolve_targets, read_results, results_markdown, run_grid,
+                                   summarize, write_reports)
 from .judge import ASSETS, read_manifest, update_manifest
 from .models import copy_model, image_shape_of, latent_dim_of, load_model_file
 from .runs import check_new_run, read_run_record, resume_options
 from .transfer import REPLACED_FIELDS, SOURCE_PREFIX, shipped_sources, source_files
+from .train import generate_images
 from .vae import INITIAL_LOG_SCALE, VAEConfig, VAETrainer, check_vae, evaluate_vae
 
 # %% auto #0
-__all__ = ['VAE_METHODS', 'VAESource', 'vae_parts', 'held_out_split', 'ship_vae_source', 'load_vae_source', 'VAEMethod',
-           'fine_tune_vae', 'score_vae']
+__all__ = ['VAE_METHODS', 'VAE_TARGETS', 'VAE_FIELDS', 'VAESource', 'vae_parts', 'held_out_split', 'ship_vae_source',
+           'load_vae_source', 'VAEMethod', 'fine_tune_vae', 'score_vae', 'run_vae_cell', 'vae_benchmark',
+           'write_vae_reports', 'encoder_features', 'vae_feature_networks']
 
 # %% ../nbs/15a_vae_transfer.ipynb #ecbd9a33
 @dataclass
@@ -190,6 +196,79 @@ def score_vae(vae, held_out: ImageSpec, reference=None, train: ImageSpec | None 
     bounds = evaluate_vae(encoder, decoder, log_scale, data.images, samples=samples, seed=seed)
     report = evaluate(decoder, data, n_eval=len(data) // 2, seed=seed, train=train) if reference is None else \
         evaluate(decoder, reference, seed=seed, train=train)
-    kept = ("kid", "fid", "recall", "coverage", "precision", "memorization_ratio")
     return {**{k: v for k, v in bounds.items() if k != "kl_per_dim"},
-            **{k: report.values[k] for k in kept if k in report.values}, "log_scale": log_scale}
+            **{k: report.values[k] for k in KEPT if k in report.values}, "log_scale": log_scale}
+
+# %% ../nbs/15a_vae_transfer.ipynb #bf711603
+VAE_TARGETS: dict[str, dict] = {name: dict(spec, source=f"{spec['source']}_vae") for name, spec in TARGETS.items()}
+VAE_FIELDS = (*FIELDS, "elbo", "iwae", "iwae_samples", "bits_per_dim", "active_units")
+
+# %% ../nbs/15a_vae_transfer.ipynb #d1ffb27f
+def run_vae_cell(source: VAESource, train: ImageSet, held_out: ImageSet, reference, method: str, steps: int, seed: int,
+                 samples_png: Path | None = None, n_bound: int = 1000, iwae_samples: int = 16,
+                 progress: bool = False) -> tuple[dict, list]:
+    """One `fine_tune_vae` run of `method` on `train`, scored by `score_vae`: the judge against `reference`, the
+    bounds on the first `n_bound` `held_out` images with K = `iwae_samples`. Returns the row (`VAE_FIELDS` without
+    target and shots; `augment` is "none", a VAE trains on the shots as they are) and an empty curve."""
+    t0 = time.perf_counter()
+    trainer = fine_tune_vae(source, train, method, steps=steps, seed=seed, progress=progress)
+    seconds = time.perf_counter() - t0
+    bound_images = held_out.take(np.arange(min(n_bound, len(held_out))))
+    scores = score_vae(trainer, bound_images, reference, train, samples=iwae_samples, seed=seed)
+    if samples_png is not None:
+        z = np.random.default_rng(0).standard_normal((32, latent_dim_of(trainer.decoder))).astype("float32")
+        save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
+    row = dict(method=method, augment="none", seed=seed, steps=steps, train_seconds=round(seconds, 1),
+               n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"],
+               **{k: scores[k] for k in (*KEPT, "elbo", "iwae", "iwae_samples", "bits_per_dim", "active_units")})
+    return row, []
+
+# %% ../nbs/15a_vae_transfer.ipynb #80a902cb
+def vae_benchmark(out: str | Path, targets=("near", "far"), shots=(10, 100, 1000), methods=tuple(VAE_METHODS),
+                  seeds=(0, 1, 2), steps: int = 1000, n_eval: int = 2000, n_bound: int = 1000, iwae_samples: int = 16,
+                  progress: bool = False, shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
+    """Run (or continue) chapter 8a's grid for VAEs into `out` (`run_grid` with `run_vae_cell`); targets are names of
+    `VAE_TARGETS` or a dict of your own (VAE sources). Writes the reports (`write_vae_reports`); returns all rows of `results.csv`."""
+    check_number("n_bound", n_bound, 1, integer=True, hint="held-out images the likelihood bounds are computed on")
+    check_number("iwae_samples", iwae_samples, 1, integer=True, hint="importance samples K of the IWAE bound")
+    targets = _resolve_targets(targets, VAE_TARGETS)
+    bad = [m for m in methods if m not in VAE_METHODS]
+    if bad:
+        raise ValueError(f"unknown VAE methods {bad}; choose from {', '.join(VAE_METHODS)} "
+                         "(the GAN methods run in transfer_benchmark)")
+    earlier = {r["iwae_samples"] for r in read_results(Path(out) / "results.csv")}
+    if earlier - {iwae_samples}:
+        raise ValueError(f"{out} holds IWAE bounds with K = {sorted(earlier)} and this grid asks for K = "
+                         f"{iwae_samples}; use that K, or another `out` folder")
+    def load(spec):
+        source = load_vae_source(spec)
+        return source, image_shape_of(source.decoder)
+    def run(source, train, held_out, reference, method, seed, samples_png):
+        return run_vae_cell(source, train, held_out, reference, method, steps, seed, samples_png, n_bound,
+                            iwae_samples, progress)
+    rows = run_grid(out, targets, shots, methods, seeds, steps, "none", n_eval, load, run, VAE_FIELDS, shard, log)
+    write_vae_reports(rows, out)
+    return rows
+
+def write_vae_reports(rows: list[dict], out: str | Path) -> None:
+    "Chapter 8a's `write_reports` for VAE rows, with the held-out ELBO and IWAE tables added to `results.md`."
+    write_reports(rows, out)
+    bounds = summarize(rows, ("elbo", "iwae"))
+    with open(Path(out) / "results.md", "a") as f:
+        f.write("\n" + results_markdown(bounds, "elbo") + "\n" + results_markdown(bounds, "iwae"))
+
+# %% ../nbs/15a_vae_transfer.ipynb #2cf8368e
+def encoder_features(encoder: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
+    "Probe features of a VAE encoder on uint8 `images`: each block `enc_block_i` (pooled, `block_features`) and the posterior mean."
+    mean = keras.Model(encoder.input, encoder.outputs[0], name=f"{encoder.name}_mean")
+    return {**block_features(encoder, images, prefix="enc"), "posterior mean": model_outputs(mean, images)}
+
+def vae_feature_networks(source="fashion28_vae", seed: int = 0, image_shape: tuple = (28, 28, 1)) -> dict:
+    """Feature functions for chapter 8b's `probe_benchmark`: a VAE source's encoder (`load_vae_source`'s kinds) and a
+    randomly initialised encoder of the same shape. A source that does not take `image_shape` images is refused."""
+    encoder = load_vae_source(source).encoder
+    _check_images(encoder, image_shape)
+    set_seed(seed)
+    random_encoder = keras.models.clone_model(encoder)          # same layers, fresh weights from their initialisers
+    return {"VAE encoder": lambda x: encoder_features(encoder, x),
+            "random encoder": lambda x: encoder_features(random_encoder, x)}
