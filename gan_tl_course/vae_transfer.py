@@ -25,7 +25,6 @@ from .judge import ASSETS, read_manifest, update_manifest
 from .models import copy_model, image_shape_of, latent_dim_of, load_model_file
 from .runs import check_new_run, read_run_record, resume_options
 from .transfer import REPLACED_FIELDS, SOURCE_PREFIX, shipped_sources, source_files
-from .train import generate_images
 from .vae import INITIAL_LOG_SCALE, VAEConfig, VAETrainer, check_vae, evaluate_vae
 
 # %% auto #0
@@ -201,7 +200,7 @@ def score_vae(vae, held_out: ImageSpec, reference=None, train: ImageSpec | None 
 
 # %% ../nbs/15a_vae_transfer.ipynb #bf711603
 VAE_TARGETS: dict[str, dict] = {name: dict(spec, source=f"{spec['source']}_vae") for name, spec in TARGETS.items()}
-VAE_FIELDS = (*FIELDS, "elbo", "iwae", "iwae_samples", "bits_per_dim", "active_units")
+VAE_FIELDS = (*FIELDS, "elbo", "iwae", "iwae_samples", "n_bound", "bits_per_dim", "active_units")
 
 # %% ../nbs/15a_vae_transfer.ipynb #d1ffb27f
 def run_vae_cell(source: VAESource, train: ImageSet, held_out: ImageSet, reference, method: str, steps: int, seed: int,
@@ -210,20 +209,32 @@ def run_vae_cell(source: VAESource, train: ImageSet, held_out: ImageSet, referen
     """One `fine_tune_vae` run of `method` on `train`, scored by `score_vae`: the judge against `reference`, the
     bounds on the first `n_bound` `held_out` images with K = `iwae_samples`. Returns the row (`VAE_FIELDS` without
     target and shots; `augment` is "none", a VAE trains on the shots as they are) and an empty curve."""
+    if len(held_out) < n_bound:
+        raise ValueError(f"n_bound={n_bound}: only {len(held_out)} held-out images are left after the shots; "
+                         f"pass n_bound <= {len(held_out)}")
     t0 = time.perf_counter()
     trainer = fine_tune_vae(source, train, method, steps=steps, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0
-    bound_images = held_out.take(np.arange(min(n_bound, len(held_out))))
+    bound_images = held_out.take(np.arange(n_bound))
     scores = score_vae(trainer, bound_images, reference, train, samples=iwae_samples, seed=seed)
     if samples_png is not None:
         z = np.random.default_rng(0).standard_normal((32, latent_dim_of(trainer.decoder))).astype("float32")
         save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
     row = dict(method=method, augment="none", seed=seed, steps=steps, train_seconds=round(seconds, 1),
                n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"],
-               **{k: scores[k] for k in (*KEPT, "elbo", "iwae", "iwae_samples", "bits_per_dim", "active_units")})
+               **{k: scores[k] for k in KEPT}, n_bound=n_bound,
+               **{k: scores[k] for k in VAE_FIELDS[len(FIELDS):] if k != "n_bound"})
     return row, []
 
 # %% ../nbs/15a_vae_transfer.ipynb #80a902cb
+def _check_bound_settings(earlier: list[dict], out, **settings) -> None:
+    "Refuse bound settings (`n_bound`, `iwae_samples`) that differ from the rows `out` already holds: its tables would mix bounds."
+    for name, value in settings.items():
+        held = {r[name] for r in earlier}
+        if held - {value}:
+            raise ValueError(f"{out} holds bounds with {name} = {sorted(held)} and this grid asks for {name} = "
+                             f"{value}; use that value, or another `out` folder")
+
 def vae_benchmark(out: str | Path, targets=("near", "far"), shots=(10, 100, 1000), methods=tuple(VAE_METHODS),
                   seeds=(0, 1, 2), steps: int = 1000, n_eval: int = 2000, n_bound: int = 1000, iwae_samples: int = 16,
                   progress: bool = False, shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
@@ -236,10 +247,7 @@ def vae_benchmark(out: str | Path, targets=("near", "far"), shots=(10, 100, 1000
     if bad:
         raise ValueError(f"unknown VAE methods {bad}; choose from {', '.join(VAE_METHODS)} "
                          "(the GAN methods run in transfer_benchmark)")
-    earlier = {r["iwae_samples"] for r in read_results(Path(out) / "results.csv")}
-    if earlier - {iwae_samples}:
-        raise ValueError(f"{out} holds IWAE bounds with K = {sorted(earlier)} and this grid asks for K = "
-                         f"{iwae_samples}; use that K, or another `out` folder")
+    _check_bound_settings(read_results(Path(out) / "results.csv"), out, n_bound=n_bound, iwae_samples=iwae_samples)
     def load(spec):
         source = load_vae_source(spec)
         return source, image_shape_of(source.decoder)
