@@ -21,6 +21,7 @@ from .judge import FeatureNet, feature_net, feature_net_for
 from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid, manifold_metrics,
                                    memorization, nearest_neighbours)
 from .models import image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .runs import write_scalars
 from .train import generate_images
 
 # %% auto #0
@@ -244,6 +245,7 @@ class EvaluateEvery:
         if trainer.run_dir is not None:
             trainer.open_run()
             self._append_csv(Path(trainer.run_dir) / "evaluation.csv", trainer.step, report)
+            write_scalars(trainer.events(), "eval", [dict(step=trainer.step, **report.values)])
 
     @staticmethod
     def _append_csv(path: Path, step: int, report: Report) -> None:

@@ -247,8 +247,9 @@ def paired_differences(rows: list[dict], method: str, baseline: str = "scratch",
     return out
 
 def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
-    "(method, augment) -> row label, in the registry's order; the augmentation is named only when several ran."
-    runs = sorted({(s["method"], s["augment"]) for s in summary}, key=lambda r: (_method_rank(r[0]), r[1]))
+    """(method, augment) -> row label, in the registry's order (a GAN method before its VAE namesake); the
+    augmentation is named only when several ran."""
+    runs = sorted({(s["method"], s["augment"]) for s in summary}, key=lambda r: (_method_rank(r[0]), r[1], r[0]))
     several = len({a for _, a in runs}) > 1
     return {(m, a): f"{m} ({a})" if several else m for m, a in runs}
 
@@ -376,10 +377,13 @@ def plot_curves(curves: list[dict], metric: str = "kid"):
 
 # %% ../nbs/08a_fewshot.ipynb #dba4daab
 def paired_text(p: dict | None) -> str:
-    "One paired difference as a table cell: `mean ± std (wins/seeds)`, no spread for one seed, – where the pair did not run."
+    """One paired difference as a table cell: `mean ± std (wins/seeds)`, no spread for one seed, – where the pair did
+    not run; 3 decimals for scores, whole numbers for differences of hundreds (ELBOs in nats)."""
     if p is None:
         return "–"
-    return f"{p['mean']:+.3f}" + (f" ± {p['std']:.3f}" if p["seeds"] > 1 else "") + f" ({p['wins']}/{p['seeds']})"
+    digits = ",.0f" if max(abs(p["mean"]), p["std"]) >= 100 else ".3f"
+    return (f"{p['mean']:+{digits}}" + (f" ± {p['std']:{digits}}" if p["seeds"] > 1 else "")
+            + f" ({p['wins']}/{p['seeds']})")
 
 def paired_table(rows: list[dict], methods: Sequence[str], baseline: str = "scratch", metric: str = "kid",
                  column: str = "method") -> str:

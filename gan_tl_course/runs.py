@@ -10,6 +10,8 @@ import datetime
 import json
 import os
 import shutil
+import struct
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +24,21 @@ from keras import ops
 from .core import check_output_dir, runtime_info, sha256_file
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'CHECKPOINTS', 'HISTORY', 'RESUMABLE', 'run_contents', 'holds_run', 'RunExistsError',
-           'check_new_run', 'move_aside', 'start_run', 'RunRecordError', 'RunConflict', 'read_run_record',
-           'resume_options', 'CheckpointError', 'write_checkpoint', 'write_state', 'read_state', 'find_checkpoint',
-           'verify_checkpoint', 'CheckpointInfo', 'list_checkpoints', 'checkpoint_to_resume', 'set_aside_newer',
-           'clean_partial_checkpoints', 'NonFiniteLossError', 'write_history', 'read_history', 'state_values',
-           'save_state', 'checkpoint_for', 'check_fits', 'load_state']
+__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'CHECKPOINTS', 'HISTORY', 'RESUMABLE', 'EVENTS', 'run_contents', 'holds_run',
+           'RunExistsError', 'check_new_run', 'move_aside', 'start_run', 'RunRecordError', 'RunConflict',
+           'read_run_record', 'resume_options', 'CheckpointError', 'write_checkpoint', 'write_state', 'read_state',
+           'find_checkpoint', 'verify_checkpoint', 'CheckpointInfo', 'list_checkpoints', 'checkpoint_to_resume',
+           'set_aside_newer', 'clean_partial_checkpoints', 'NonFiniteLossError', 'write_history', 'read_history',
+           'state_values', 'save_state', 'checkpoint_for', 'check_fits', 'load_state', 'open_events', 'write_scalars',
+           'read_events']
 
 # %% ../nbs/05b_runs.ipynb #7b9eeb83
 RUN_FILES = ("run.json", "result.json", "history.csv", "evaluation.csv", "samples.png", "loss.png", "shots.png",
              "report.html", "report.md", "demo.json")
-RUN_FOLDERS = ("checkpoints", "samples")
+RUN_FOLDERS = ("checkpoints", "samples", "events")
 
 def run_contents(path: str | Path) -> list[str]:
-    "What in folder `path` marks it as holding a run: records, pictures, `.keras` models, `checkpoints/`, `samples/`."
+    "What in folder `path` marks it as holding a run: records, pictures, `.keras` models, `checkpoints/`, `samples/`, `events/`."
     path = Path(path)
     if not path.is_dir():
         return []
@@ -424,3 +427,48 @@ def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Pa
             warnings.warn(f"continuing {run_dir} from {ckpt.name}: the newer checkpoints "
                           f"{', '.join(p.name for p in moved)} were moved to {moved[0].parent} (kept for inspection)")
     return history, own
+
+# %% ../nbs/05b_runs.ipynb #4f228856
+EVENTS = "events"
+
+def open_events(run_dir: str | Path, first_step: int = 0):
+    """A tensorboardX `SummaryWriter` on `run_dir/events`. A writer that continues a run after `first_step` tells
+    TensorBoard to hide the later steps earlier files hold (`purge_step`): a crashed process's steps after its
+    last checkpoint were never part of the run. Each writer has its own file."""
+    from tensorboardX import SummaryWriter
+    return SummaryWriter(str(Path(run_dir) / EVENTS), purge_step=first_step + 1 if first_step else None, flush_secs=10,
+                         filename_suffix=f".{uuid.uuid4().hex[:8]}")   # two writers in one second: two files
+
+def write_scalars(writer, group: str, rows: list[dict]) -> None:
+    "Write rows shaped like a history (a `step` and named values) as TensorBoard scalars `group/NAME`."
+    for row in rows:
+        for name, value in row.items():
+            if name != "step":
+                writer.add_scalar(f"{group}/{name}", float(value), int(row["step"]))
+
+def _records(path: Path):
+    "The events of one event file, in order: TFRecord framing (length, CRC, data, CRC); a record cut short ends it."
+    from tensorboardX.proto.event_pb2 import Event
+    data, i = path.read_bytes(), 0
+    while i + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[i:i + 8])
+        if i + 16 + length > len(data):
+            return                                            # a file whose writer was killed mid-record
+        yield Event.FromString(data[i + 12:i + 12 + length])
+        i += 16 + length
+
+def read_events(folder: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of the event files in `folder` (a run's `events/`) by tag, `(step, value)` in the order written,
+    without what a later writer purged: what TensorBoard shows. Files are read in the order they were started."""
+    from tensorboardX.proto.event_pb2 import SessionLog
+    files = [list(_records(p)) for p in Path(folder).glob("events.out.tfevents.*")]
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted((e for e in files if e), key=lambda e: e[0].wall_time):
+        for event in events:
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                for tag, points in scalars.items():
+                    scalars[tag] = [p for p in points if p[0] < event.step]
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars

@@ -20,8 +20,9 @@ from .core import check_number, image_grid, save_png
 from .data import DeviceImages, as_image_set
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 from .models import copy_model, image_shape_of, is_conditional, latent_dim_of, num_label_classes
-from .runs import (
-    NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, save_state, start_run, state_values)
+from gan_tl_course.runs import (
+    NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, open_events, save_state, start_run, state_values,
+    write_scalars)
 
 # %% auto #0
 __all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'Trainer', 'GANTrainer',
@@ -198,6 +199,7 @@ class Trainer:
         self.run_started = False         # True once this trainer started or continued the run in run_dir
         self.restored_from = None        # a checkpoint of another run this one starts from
         self.moved_aside = None          # where start_run(overwrite=True) moved an earlier run
+        self._events = None              # the run's TensorBoard writer while it trains (`events`)
 
 # %% ../nbs/05_train.ipynb #052df895
 METRICS = ("d_loss", "g_loss", "real_logit", "fake_logit", "penalty", "augment_p")
@@ -396,17 +398,21 @@ def train(self: Trainer, steps: int, progress: bool = True,
           callbacks: Sequence[Callable[[Trainer], None]] = ()) -> list[dict]:
     """Train until `steps` optimisation steps are done in total; returns the history (one dict per step).
 
-    Each of `callbacks` is called with the trainer after every compiled call (e.g. `EvaluateEvery`, chapter 6b)."""
+    Each of `callbacks` is called with the trainer after every compiled call (e.g. `EvaluateEvery`, chapter 6b).
+    With a `run_dir`, every step's metrics also go to TensorBoard (`run_dir/events/`, chapter 5b)."""
     from tqdm.auto import tqdm
     c, k = self.config, self.config.steps_per_call
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if steps % k:
         raise ValueError(f"steps ({steps}) must be a multiple of steps_per_call ({k})")
     self.open_run()
+    events = self.events()                         # opened at the step training starts from: see `open_events`
     bar = tqdm(total=steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
     try:
         while self.step < steps:
             m = self.train_calls(1)
+            if events is not None:
+                write_scalars(events, "train", self.history[-k:])
             bar.update(k)
             bar.set_postfix({n: f"{v:.3f}" for n, v in zip(self.metric_names[:2], m[-1])})
             for callback in callbacks:
@@ -418,13 +424,33 @@ def train(self: Trainer, steps: int, progress: bool = True,
                     self.save_checkpoint()
     finally:
         bar.close()
+        self.close_events()
     return self.history
 
 @patch
 def save_samples(self: Trainer) -> Path:
     "Write a grid of samples (`generate`) for the fixed latent vectors to `run_dir/samples/step_NNNNNN.png`."
     self.open_run()
-    return save_png(image_grid(self.generate(n=64), ncols=8), self.run_dir / "samples" / f"step_{self.step:06d}.png")
+    grid = image_grid(self.generate(n=64), ncols=8)
+    self.events().add_image("samples", grid, self.step, dataformats="HWC")
+    return save_png(grid, self.run_dir / "samples" / f"step_{self.step:06d}.png")
+
+@patch
+def events(self: Trainer):
+    "This run's TensorBoard writer (chapter 5b's `open_events`), opened on first use; None without a `run_dir`."
+    if self.run_dir is None:
+        return None
+    if self._events is None:
+        self.open_run()
+        self._events = open_events(self.run_dir, self.step)
+    return self._events
+
+@patch
+def close_events(self: Trainer) -> None:
+    "Flush and close the TensorBoard writer; `train` does it when it returns or stops."
+    if self._events is not None:
+        self._events.close()
+        self._events = None
 
 # %% ../nbs/05_train.ipynb #37a29108
 @patch
@@ -465,6 +491,7 @@ def restore(self: Trainer, path: str | Path | None = None) -> int:
     """Load the whole run state from a checkpoint: by default this run's latest (if it is damaged, the error names the
     newest intact one). Continuing the run's own checkpoint claims the run and sets newer checkpoints aside."""
     ckpt = checkpoint_for(self.run_dir, path)
+    self.close_events()                            # a writer opened at another step would purge the wrong steps
     self.history, own = load_state(ckpt, self.state_variables, asdict(self.config), self.run_dir, self.family)
     if own:
         self.run_started = True
