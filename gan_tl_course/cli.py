@@ -43,7 +43,9 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--conditional", action="store_true",
                    help="class-conditional G and D: one label embedding row per class of --dataset (a folder's subfolders)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
-    p.add_argument("--batch", type=int, default=64, help="batch size")
+    p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): the global batch is --batch "
+                   "× --devices; a resume may change it, keeping the global batch")
     p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0 = off)")
     p.add_argument("--augment", default="none", help="'none', 'diffaugment', 'ada' or a DiffAugment policy such as "
@@ -65,8 +67,8 @@ class CLIError(Exception):
 
 _PRETRAIN_KEYS = ("dataset", "preset", "conditional", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
                   "steps_per_call", "precision")
-_ADDED = {"conditional": False}        # options newer than some recorded runs: the value those runs had
-_BOOKKEEPING = ("sample_every", "checkpoint_every")          # recorded; a resume may change them
+_ADDED = {"conditional": False, "devices": 1}   # options newer than some recorded runs: the value those runs had
+_BOOKKEEPING = ("sample_every", "checkpoint_every", "devices")   # recorded; a resume may change them
 _OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch",
                  "data_sha256": "the sha256 of the --dataset images"}
 
@@ -114,6 +116,8 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
                             renamed, _ADDED)
     for k in keys + tuple(b for b in bookkeeping if b not in args.given and b in stored):
         setattr(args, k, stored[k])
+    if "devices" in bookkeeping:
+        _keep_global_batch(args, stored)
     _check_steps(args)
     checkpoint = _resume_checkpoint(args.out, args.resume)
     reached = verify_checkpoint(checkpoint)["step"]
@@ -121,6 +125,16 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
         raise CLIError(f"--steps {args.steps} is below step {reached}, which the run reached ({checkpoint}); "
                        f"--steps is the run's total: pass {reached} or more")
     return checkpoint
+
+def _keep_global_batch(args: argparse.Namespace, stored: dict) -> None:
+    "On a resume with other --devices, the per-device --batch that keeps the run's global batch (or a CLIError)."
+    global_batch, was = stored["batch"] * stored.get("devices", 1), stored.get("devices", 1)
+    if args.devices == was or "batch" in args.given:
+        return                           # a given --batch is the run's (checked above); the trainer checks the rest
+    if global_batch % args.devices:
+        raise CLIError(f"--devices {args.devices}: the run's global batch, {global_batch} (--batch {stored['batch']} × "
+                       f"{was} devices), does not split evenly over {args.devices} devices")
+    args.batch = global_batch // args.devices
 
 def _write_result(out: Path, step: int, seconds: float, command_line: str, **extra) -> None:
     """Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands,
@@ -171,6 +185,8 @@ def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoi
         resume_options(args.out, kind, {"data_sha256": options["data_sha256"]}, label=_option)
     set_seed(args.seed)
     trainer = build(data)
+    if args.devices > 1:
+        print(f"training on {args.devices} devices: global batch {trainer.batch_size} ({args.batch} per device)")
     if checkpoint:
         print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
     else:
@@ -190,7 +206,8 @@ def pretrain_command(args: argparse.Namespace) -> int:
     policy, ada_target = augment_setting(args.augment)
     config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
                          augment=policy, ada_target=ada_target, steps_per_call=args.steps_per_call, seed=args.seed,
-                         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
+                         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                         devices=args.devices)
     keras.config.set_dtype_policy(args.precision)
     def build(data):
         g, d = build_gan(args.preset, num_classes=len(data.class_names) if args.conditional else None, width=args.width)
@@ -215,7 +232,9 @@ def _add_pretrain_vae(sub) -> None:
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
     p.add_argument("--latent-dim", type=int, default=None, help="latent dimensions (default: the preset's)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
-    p.add_argument("--batch", type=int, default=64, help="batch size")
+    p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): the global batch is --batch "
+                   "× --devices; a resume may change it, keeping the global batch")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -250,7 +269,8 @@ def pretrain_vae_command(args: argparse.Namespace) -> int:
     from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
     checkpoint = _prepare_run(args, "pretrain-vae", _VAE_KEYS, _BOOKKEEPING)
     config = VAEConfig(batch_size=args.batch, lr=args.lr, beta=args.beta, steps_per_call=args.steps_per_call,
-                       seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every)
+                       seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                       devices=args.devices)
     build = lambda data: VAETrainer(*build_vae(args.preset, args.width, args.latent_dim), data, config, run_dir=args.out)
     trainer, seconds = _train_on_dataset(args, "pretrain-vae", _VAE_KEYS, checkpoint, build)
     _write_vae_run(trainer, args.out, f"VAE: {args.dataset}, {args.preset}", seconds, args.command_line)

@@ -326,7 +326,8 @@ class NonFiniteLossError(FloatingPointError):
     "A loss or a weight became NaN or infinite; training stopped and no checkpoint was written."
 
 HISTORY = "history.csv"
-RESUMABLE = ("sample_every", "checkpoint_every", "keep_checkpoints", "jit_compile")  # config a resume may change
+RESUMABLE = ("sample_every", "checkpoint_every", "keep_checkpoints", "jit_compile", "devices")  # a resume may change
+                                    # these; `devices` only with batch_size so that the global batch stays
 
 def write_history(history: list[dict], path: str | Path, fields: Sequence[str]) -> None:
     "Write a training history (one dict per step, with keys `fields`) as CSV."
@@ -401,7 +402,11 @@ def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict,
                                   f"{v.path} has shape {tuple(v.shape)} in this model")
     stored = meta.get("config", {})
     changed = [(k, stored[k], config[k]) for k in config
-               if k in stored and k not in RESUMABLE and stored[k] != config[k]]
+               if k in stored and k not in RESUMABLE + ("batch_size",) and stored[k] != config[k]]
+    if "batch_size" in stored and "batch_size" in config:       # what a run is: the global batch, on any devices
+        shown = lambda c: f"{c['batch_size'] * c.get('devices', 1)} ({c['batch_size']} × {c.get('devices', 1)})"
+        if stored["batch_size"] * stored.get("devices", 1) != config["batch_size"] * config.get("devices", 1):
+            changed.append(("the global batch (batch_size × devices)", shown(stored), shown(config)))
     if run_dir is not None and changed:
         raise RunConflict(run_dir, changed)
 

@@ -25,8 +25,8 @@ from gan_tl_course.runs import (
     write_scalars)
 
 # %% auto #0
-__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'TrainConfig', 'Trainer', 'GANTrainer',
-           'generate_images', 'plot_history']
+__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'replicate',
+           'split_batch', 'TrainConfig', 'Trainer', 'GANTrainer', 'generate_images', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -99,8 +99,10 @@ def input_gradient(fn: Callable, x) -> tuple:
     raise NotImplementedError(backend)
 
 # %% ../nbs/05_train.ipynb #ab5f59cf
-def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | None = None) -> Callable:
-    "Compile `step(data) -> metrics vector` into `run(data) -> (k, n) metrics` that runs `k` steps per call."
+def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | None = None,
+                  distribution=None) -> Callable:
+    """Compile `step(data) -> metrics vector` into `run(data) -> (k, n) metrics` that runs `k` steps per call;
+    on JAX with a `distribution` (`data_parallel`), over its devices."""
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -114,12 +116,12 @@ def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | N
             return out.stack()
         return run
     if backend == "jax":
-        return _jax_compile_steps(step, variables, k)
+        return _jax_compile_steps(step, variables, k, distribution)
     if backend == "torch":
         return lambda data: ops.stack([step(data) for _ in range(k)])
     raise NotImplementedError(backend)
 
-def _jax_compile_steps(step, variables, k):
+def _jax_compile_steps(step, variables, k, distribution=None):
     import jax
     def pure(values, data):
         def body(values, _):
@@ -128,13 +130,50 @@ def _jax_compile_steps(step, variables, k):
             new = [ops.cast(scope.get_current_value(v), v.dtype) for v in variables]
             return new, metrics
         return jax.lax.scan(body, values, None, length=k)
-    jitted = jax.jit(pure, donate_argnums=0)
+    if distribution is None:
+        jitted = jax.jit(pure, donate_argnums=0)
+    else:            # the state stays on every device (`replicate`); each batch is split inside (`split_batch`)
+        everywhere = keras.distribution.TensorLayout([], distribution.device_mesh).backend_layout
+        jitted = jax.jit(pure, donate_argnums=0, out_shardings=([everywhere] * len(variables), everywhere))
     def run(data):
-        values, metrics = jitted([v.value for v in variables], data)
+        values, metrics = jitted([replicate(v.value, distribution) for v in variables], data)
         for v, value in zip(variables, values):
             v.assign(value)
         return metrics
     return run
+
+# %% ../nbs/05_train.ipynb #bdf2e8b1
+def data_parallel(devices: int):
+    """Keras' `DataParallel` over the first `devices` devices (`keras.distribution.list_devices()`), or None for one.
+    Refused by name where it cannot work: PyTorch (Keras does not distribute it), TensorFlow (not built yet),
+    or fewer devices than asked for."""
+    check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
+    if devices == 1:
+        return None
+    backend = _backend()
+    if backend == "torch":
+        raise ValueError(f"devices={devices}: Keras does not distribute training on the PyTorch backend. Train on "
+                         "several devices with KERAS_BACKEND=jax (keras.distribution), or use devices=1")
+    if backend != "jax":
+        raise ValueError(f"devices={devices}: data-parallel training is built on the JAX backend only so far "
+                         f"(this is {backend}); use KERAS_BACKEND=jax, or devices=1")
+    found = keras.distribution.list_devices()
+    if len(found) < devices:
+        raise ValueError(f"devices={devices}, but JAX sees {len(found)}: {found}. On a CPU, simulate devices with "
+                         f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} set before Python starts")
+    mesh = keras.distribution.DeviceMesh((devices,), ["batch"], found[:devices])
+    return keras.distribution.DataParallel(device_mesh=mesh)
+
+def replicate(x, distribution=None):
+    "`x` on every device of `distribution` (weights, optimizer state, the training images); `x` itself without one."
+    if distribution is None:
+        return x
+    return keras.distribution.distribute_tensor(x, keras.distribution.TensorLayout([None] * len(x.shape),
+                                                                                  distribution.device_mesh))
+
+def split_batch(x, distribution=None):
+    "A batch split along its first axis over the devices of `distribution`, inside a compiled step; `x` without one."
+    return x if distribution is None else keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
 
 # %% ../nbs/05_train.ipynb #7a4a9124
 @dataclass
@@ -159,13 +198,15 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU (JAX always compiles; PyTorch is eager)
+    devices: int = 1                 # data-parallel devices (JAX); batch_size is per device, the global batch
+                                     # batch_size × devices
 
     def __post_init__(self):
         "Refuse, by name, every value that cannot work (a `BadValue` before anything is built or written)."
         get_loss(self.loss)
         parse_policy(self.augment)
         for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints",
-                     "ada_images"):
+                     "ada_images", "devices"):
             check_number(name, getattr(self, name), 1, integer=True)
         for name in ("lr_g", "lr_d"):
             check_number(name, getattr(self, name), 0, above=True, hint="a learning rate")
@@ -191,8 +232,11 @@ class Trainer:
     def __init__(self, images: np.ndarray, config, run_dir: str | Path | None = None, labels: np.ndarray | None = None):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
+        self.distribution = data_parallel(config.devices)     # None on one device
+        self.batch_size = config.batch_size * config.devices  # the global batch, drawn in each step
         self.data = DeviceImages(images)
-        self.labels = None if labels is None else ops.convert_to_tensor(labels)
+        self.data.tensor = replicate(self.data.tensor, self.distribution)
+        self.labels = None if labels is None else replicate(ops.convert_to_tensor(labels), self.distribution)
         self.seed = keras.random.SeedGenerator(config.seed, name="trainer_seed")
         self.history: list[dict] = []
         self._run = None
@@ -276,13 +320,13 @@ class GANTrainer(Trainer):
 def _real_batch(self: GANTrainer, data) -> tuple:
     "A batch of real images in [-1, 1] (and their labels), drawn inside the compiled step from the device copy."
     images, labels = data
-    idx = keras.random.randint((self.config.batch_size,), 0, len(self.data), seed=self.seed)
+    idx = split_batch(keras.random.randint((self.batch_size,), 0, len(self.data), seed=self.seed), self.distribution)
     return DeviceImages.take(images, idx), (ops.take(labels, idx, axis=0) if self.conditional else None)
 
 @patch
 def _train_step(self: GANTrainer, data):
     "One GAN step: a D step, a G step and the EMA update, for every backend; returns the `METRICS` vector."
-    c, G, D, seed, b = self.config, self.generator, self.discriminator, self.seed, self.config.batch_size
+    c, G, D, seed, b = self.config, self.generator, self.discriminator, self.seed, self.batch_size
     g_in = lambda z, y: [z, y] if self.conditional else z        # a class-conditional pair also takes labels
     d_in = lambda x, y: [x, y] if self.conditional else x
     # DiffAugment: the same random transforms on reals and fakes, differentiable, so G learns through them and
@@ -290,7 +334,7 @@ def _train_step(self: GANTrainer, data):
     p = self.augment_p if c.ada_target else 1.0
     augment = (lambda x: diff_augment(x, c.augment, seed=seed, p=p)) if c.augment else (lambda x: x)
     real, y_real = self._real_batch(data)
-    z = keras.random.normal((b, self.latent_dim), seed=seed)
+    z = split_batch(keras.random.normal((b, self.latent_dim), seed=seed), self.distribution)
     y_fake = keras.random.randint((b,), 0, self.num_classes, seed=seed) if self.conditional else None
 
     def d_loss_fn():
@@ -317,7 +361,7 @@ def _train_step(self: GANTrainer, data):
         self.augment_p.assign(ops.clip(self.augment_p + ops.sign(real_sign - c.ada_target) * (b / c.ada_images),
                                        0.0, 1.0))
 
-    z = keras.random.normal((b, self.latent_dim), seed=seed)     # a fresh latent batch for the G step
+    z = split_batch(keras.random.normal((b, self.latent_dim), seed=seed), self.distribution)   # fresh, for the G step
     def g_loss_fn():
         loss = self.loss.g(D(d_in(augment(G(g_in(z, y_fake), training=True)), y_fake), training=True))
         return (loss if self.g_penalty is None else loss + self.g_penalty(z)), ()   # + a method's G regulariser
@@ -342,7 +386,8 @@ def _train_step(self: GANTrainer, data):
 def _compiled(self: Trainer) -> Callable:
     if self._run is None:
         variables = [v for vs in self.state_variables.values() for v in vs]
-        self._run = compile_steps(self._train_step, variables, self.config.steps_per_call, self.config.jit_compile)
+        self._run = compile_steps(self._train_step, variables, self.config.steps_per_call, self.config.jit_compile,
+                                  self.distribution)
     return self._run
 
 @patch

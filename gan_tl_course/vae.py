@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from .core import check_number
 from .data import DeviceImages, as_image_set
 from .models import PRESETS, build_generator, conv_blocks, image_shape_of, latent_dim_of
-from .train import Trainer, generate_images, value_and_grad
+from .train import Trainer, generate_images, split_batch, value_and_grad
 
 # %% auto #0
 __all__ = ['BIN', 'LOG_2PI', 'VAE_METRICS', 'VAE_PANELS', 'INITIAL_LOG_SCALE', 'build_encoder', 'build_decoder', 'build_vae',
@@ -117,10 +117,11 @@ class VAEConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU
+    devices: int = 1                 # data-parallel devices (JAX, chapter 5); batch_size is per device
 
     def __post_init__(self):
         "Refuse, by name, every value that cannot work (a `BadValue` before anything is built or written)."
-        for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints"):
+        for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints", "devices"):
             check_number(name, getattr(self, name), 1, integer=True)
         check_number("lr", self.lr, 0, above=True, hint="a learning rate")
         for name in ("beta_1", "beta_2"):
@@ -178,7 +179,7 @@ def _train_step(self: VAETrainer, data):
     "One ELBO step for every backend: a dequantized batch, its reconstruction and KL, an Adam step; the `VAE_METRICS`."
     c = self.config
     images, _ = data
-    idx = keras.random.randint((c.batch_size,), 0, len(self.data), seed=self.seed)
+    idx = split_batch(keras.random.randint((self.batch_size,), 0, len(self.data), seed=self.seed), self.distribution)
     x = dequantize(DeviceImages.take(images, idx), self.seed)
     def loss_fn():
         recon, kl = elbo_terms(self.encoder, self.decoder, self.log_scale, x, self.seed, training=True)

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["tensorflow", "jax", "torch"]
 
 
-def run_scenario(name: str, backend: str, out: Path, timeout: int = 600) -> dict:
-    "Run `tests/scenarios.py NAME` under `backend` in a fresh process; return its JSON result."
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_scenario(name: str, backend: str, out: Path, timeout: int = 600, env: dict | None = None) -> dict:
+    "Run `tests/scenarios.py NAME` under `backend` in a fresh process (with `env` added); return its JSON result."
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "scenarios.py"), name, str(out)],
                           env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -216,6 +216,81 @@ def vae_transfer(out: Path) -> dict:
                             progress=False)
     return dict(moved=moved, resumed_step=resumed.step, resumed_rows=len(resumed.history))
 
+
+def data_parallel(out: Path) -> dict:
+    """JAX on 2 simulated CPU devices: 1 device at batch 16 against 2 devices at 8 each (GAN and VAE), and a
+    checkpoint written on 2 devices resumed on 1 and the reverse, against the straight runs."""
+    from gan_tl_course.runs import RunConflict
+    from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
+
+    def gan(devices: int, run_dir=None, batch: int = 16) -> GANTrainer:
+        set_seed(0)
+        config = TrainConfig(batch_size=batch // devices, devices=devices, steps_per_call=10, checkpoint_every=10,
+                             sample_every=1000, r1_gamma=0.1, augment="color,translation,cutout", ada_target=0.6)
+        return GANTrainer(*build_gan("dcgan28", width=WIDTH), images(), config, run_dir=run_dir)
+
+    def vae(devices: int) -> VAETrainer:
+        set_seed(0)
+        config = VAEConfig(batch_size=16 // devices, devices=devices, steps_per_call=10)
+        return VAETrainer(*build_vae("dcgan28", width=WIDTH, latent_dim=16), images(), config)
+
+    state = lambda t: numpy_vars(t.generator.variables + t.discriminator.variables + t.ema_generator.variables)
+    biggest_diff = lambda a, b: max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+    straight = {n: gan(n) for n in (1, 2)}
+    vaes = {n: vae(n) for n in (1, 2)}
+    for t in (*straight.values(), *vaes.values()):
+        t.train(20, progress=False)
+    resumed = {}
+    for first, then in ((2, 1), (1, 2)):
+        run = out / f"started_on_{first}"
+        gan(first, run).train(10, progress=False)
+        t = gan(then, run)
+        t.restore()
+        t.train(20, progress=False)
+        resumed[f"{first}->{then}"] = biggest_diff(state(t), state(straight[then]))
+    try:
+        gan(2, out / "started_on_2", batch=32).restore()
+        refusal = ""
+    except RunConflict as e:
+        refusal = str(e)
+    moving = lambda t: [ops.convert_to_numpy(v) for v in t.generator.variables if "moving" in v.path]
+    return dict(
+        losses={n: [[h["d_loss"], h["g_loss"], h["augment_p"]] for h in t.history] for n, t in straight.items()},
+        vae_losses={n: [h["loss"] for h in t.history] for n, t in vaes.items()},
+        weight_diff=biggest_diff(state(straight[1]), state(straight[2])),
+        bn_diff=biggest_diff(moving(straight[1]), moving(straight[2])),
+        vae_weight_diff=biggest_diff(numpy_vars(vaes[1].decoder.variables), numpy_vars(vaes[2].decoder.variables)),
+        resumed=resumed, refusal=refusal,
+        sharding=str(straight[2].generator.variables[0].value.sharding),
+        global_batch=straight[2].batch_size)
+
+
+def refuse_devices(out: Path) -> dict:
+    "What `devices=2` says on this backend."
+    try:
+        make_trainer(devices=2)
+        return dict(message="")
+    except ValueError as e:
+        return dict(message=str(e))
+
+
+def cli_devices(out: Path) -> dict:
+    "`gan-tl pretrain --devices 2 --batch 8` resumed with `--devices 1` (the batch kept global) against 1 x 16 straight."
+    import contextlib, io
+    import keras
+    from gan_tl_course.cli import main
+    small = ["--limit", "256", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000", "--quiet"]
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        codes = [main(["pretrain", "--steps", "20", "--batch", "8", "--devices", "2", "--out", str(out / "two"), *small]),
+                 main(["pretrain", "--steps", "30", "--devices", "1", "--resume", "--out", str(out / "two"), "--quiet"]),
+                 main(["pretrain", "--steps", "30", "--batch", "16", "--out", str(out / "one"), *small])]
+    weights = lambda run: keras.saving.load_model(run / "generator.keras").get_weights()
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights(out / "two"), weights(out / "one")))
+    return dict(codes=codes, said=said.getvalue(), diff=diff,
+                rows=len((out / "two" / "history.csv").read_text().splitlines()))
+
+
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BACKENDS
+from conftest import BACKENDS, run_scenario
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -168,3 +168,43 @@ def test_a_checkpoint_moves_between_backends(tmp_path):
         result = json.loads((run / "result.json").read_text())
         assert [r["backend"] for r in result["runtimes"]] == [backend]      # the TF process was killed: no result
         assert np.isfinite(np.concatenate([x.ravel() for x in final_state(run)])).all()
+
+
+TWO_CPUS = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+
+
+def test_two_devices_train_what_one_device_trains(tmp_path):
+    """JAX on 2 simulated CPU devices (keras.distribution.DataParallel): 2 devices x 8 images per step give the
+    losses, weights, EMA and BatchNorm statistics of 1 device x 16, up to the order of float sums; a checkpoint
+    written on 2 devices resumes on 1 and the reverse; a resume that changes the global batch is refused."""
+    r = run_scenario("data_parallel", "jax", tmp_path, env=TWO_CPUS)
+    one, two = np.array(r["losses"]["1"]), np.array(r["losses"]["2"])
+    assert one.shape == (20, 3) and np.all(np.isfinite(one))
+    np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-6)        # d_loss, g_loss and ADA's p, step by step
+    np.testing.assert_allclose(r["vae_losses"]["1"], r["vae_losses"]["2"], rtol=1e-4)
+    assert r["weight_diff"] < 1e-4 and r["bn_diff"] < 1e-4 and r["vae_weight_diff"] < 1e-4, r
+    assert r["resumed"]["2->1"] < 1e-4 and r["resumed"]["1->2"] < 1e-4, r["resumed"]
+    assert "the global batch (batch_size × devices) is '16 (16 × 1)' in the run but '32 (16 × 2)' now" in r["refusal"]
+    assert "'batch': 2" in r["sharding"] and "spec=P()" in r["sharding"], r["sharding"]   # replicated on both
+    assert r["global_batch"] == 16
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_devices_refused_by_name_where_not_built(tmp_path, backend):
+    message = run_scenario("refuse_devices", backend, tmp_path)["message"]
+    assert "KERAS_BACKEND=jax" in message, message
+    if backend == "torch":
+        assert "Keras does not distribute training on the PyTorch backend" in message, message
+
+
+def test_devices_beyond_what_jax_sees_are_refused(tmp_path):
+    message = run_scenario("refuse_devices", "jax", tmp_path)["message"]
+    assert "devices=2, but JAX sees 1" in message and "--xla_force_host_platform_device_count=2" in message, message
+
+
+def test_cli_devices_resume_keeps_the_global_batch(tmp_path):
+    "`--devices 2 --batch 8`, resumed with `--devices 1`, trains what `--batch 16` on one device trains."
+    r = run_scenario("cli_devices", "jax", tmp_path, env=TWO_CPUS)
+    assert r["codes"] == [0, 0, 0], r
+    assert "training on 2 devices: global batch 16 (8 per device)" in r["said"], r["said"]
+    assert r["rows"] == 31 and r["diff"] < 1e-4, r
