@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from .models import build_gan, latent_dim_of
 from .train import GANTrainer, TrainConfig
 
 # %% auto #0
-__all__ = ['keras_io_loop', 'HostFedTrainer', 'benchmark', 'format_benchmark']
+__all__ = ['keras_io_loop', 'HostFedTrainer', 'torch_dcgan', 'torch_peer_loop', 'benchmark', 'format_benchmark']
 
 # %% ../nbs/05a_bench.ipynb #e6edbe19
 def keras_io_loop(generator, discriminator, images: np.ndarray, batch_size: int, loss: str = "ns",
@@ -69,6 +70,80 @@ class HostFedTrainer(GANTrainer):
         idx = self._rng.integers(0, len(self.images_host), self.config.batch_size)
         return (to_unit(self.images_host[idx]), ops.zeros((1,), "int32"))
 
+# %% ../nbs/05a_bench.ipynb #5c0b2e38
+def _same_padding(side: int, kernel: int = 4, stride: int = 2) -> tuple[int, int]:
+    "Keras' 'same' padding of one axis: (before, after), the extra pixel after when the total is odd."
+    total = max((-(-side // stride) - 1) * stride + kernel - side, 0)
+    return total // 2, total - total // 2
+
+def torch_dcgan(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 64):
+    "The DCGAN of `build_gan` (chapter 2) as `torch.nn` modules `(generator, discriminator)`, NCHW, same parameters."
+    from torch import nn
+    h, _, c = image_shape
+    side, n_up = h, 0
+    while side % 2 == 0 and side // 2 >= 4 and n_up < 3:          # as models._start_size
+        side, n_up = side // 2, n_up + 1
+    ch = 4 * width
+    g = [nn.Linear(latent_dim, side * side * ch, bias=False), nn.BatchNorm1d(side * side * ch, eps=1e-3, momentum=0.1),
+         nn.ReLU(), nn.Unflatten(1, (ch, side, side))]
+    for _ in range(n_up):
+        out = max(ch // 2, width)
+        g += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out, eps=1e-3, momentum=0.1), nn.ReLU()]
+        ch = out
+    g += [nn.Conv2d(ch, c, 3, padding=1), nn.Tanh()]
+    d, side, i, ch, cin = [], h, 0, width, c
+    while side > 4 or i == 0:
+        before, after = _same_padding(side)
+        d += [nn.ZeroPad2d((before, after, before, after)), nn.Conv2d(cin, ch, 4, 2), nn.LeakyReLU(0.2)]
+        side, i, cin, ch = -(-side // 2), i + 1, ch, min(2 * ch, 8 * width)
+    d += [nn.Flatten(), nn.Linear(cin * side * side, 1)]
+    generator, discriminator = nn.Sequential(*g), nn.Sequential(*d)
+    for m in (*generator.modules(), *discriminator.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return generator, discriminator
+
+# %% ../nbs/05a_bench.ipynb #fb49ee12
+def torch_peer_loop(images: np.ndarray, preset: str = "dcgan28", batch_size: int = 64, width: int | None = None,
+                    compile: bool = False, lr: float = 2e-4, beta_1: float = 0.5, ema_decay: float = 0.999):
+    """The trainer's GAN step in native PyTorch on `torch_dcgan`: non-saturating loss, Adam, a D and a G step, the EMA
+    update, batches drawn from a uint8 tensor on the device (CUDA when present); `compile` wraps both networks in
+    `torch.compile`. Returns `run(steps) -> last (d_loss, g_loss)`."""
+    import torch
+    import torch.nn.functional as F
+    from gan_tl_course.models import PRESETS
+    spec = PRESETS[preset]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    G, D = (m.to(device) for m in torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"]))
+    ema = torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"])[0].to(device)
+    ema.load_state_dict(G.state_dict())
+    g_opt = torch.optim.Adam(G.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)     # Keras' Adam epsilon
+    d_opt = torch.optim.Adam(D.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)
+    data = torch.as_tensor(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)), device=device)
+    g_net, d_net = (torch.compile(G), torch.compile(D)) if compile else (G, D)
+    latent = spec["latent_dim"]
+
+    def step():
+        real = data[torch.randint(0, len(data), (batch_size,), device=device)].float() / 127.5 - 1.0
+        fake = g_net(torch.randn(batch_size, latent, device=device)).detach()
+        d_loss = F.softplus(-d_net(real)).mean() + F.softplus(d_net(fake)).mean()
+        d_opt.zero_grad(set_to_none=True); d_loss.backward(); d_opt.step()
+        g_loss = F.softplus(-d_net(g_net(torch.randn(batch_size, latent, device=device)))).mean()
+        g_opt.zero_grad(set_to_none=True); g_loss.backward(); g_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - ema_decay)
+            for e, b in zip(ema.buffers(), G.buffers()):
+                e.copy_(b)
+        return d_loss, g_loss
+
+    def run(steps: int):
+        for _ in range(steps):
+            losses = step()
+        return [float(l.detach()) for l in losses]         # waits for the device, as `_time_steps` must
+    return run
+
 # %% ../nbs/05a_bench.ipynb #671e04cb
 def _time_steps(run_steps, steps: int, batch_size: int) -> float:
     "Images per second of `run_steps(steps)` after a warm-up call."
@@ -78,8 +153,12 @@ def _time_steps(run_steps, steps: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - t0)
 
 def benchmark(images: np.ndarray, preset: str = "dcgan28", batch_sizes=(64, 256), steps: int = 200,
-              steps_per_call: int = 10, jit_compile: bool | None = None, width: int | None = None) -> dict:
-    "Training images/s of `GANTrainer` and of the reference loop for each batch size; returns a JSON-able dict."
+              steps_per_call: int = 10, jit_compile: bool | None = None, width: int | None = None,
+              peers: Sequence[str] = ()) -> dict:
+    """Training images/s of `GANTrainer` and of the reference loop for each batch size; with `peers=("torch",)` also
+    of `torch_peer_loop`, eager and compiled, in the same process; returns a JSON-able dict."""
+    if set(peers) - {"torch"}:
+        raise ValueError(f"peers: {sorted(set(peers) - {'torch'})} unknown; the one peer is 'torch'")
     images = np.asarray(getattr(images, "images", images))
     steps = steps // steps_per_call * steps_per_call or steps_per_call
     rows = []
@@ -99,6 +178,10 @@ def benchmark(images: np.ndarray, preset: str = "dcgan28", batch_sizes=(64, 256)
             ref = _time_steps(lambda n: host.train_calls(2 if n is None else n), steps, batch)
         rows.append(dict(batch_size=batch, steps=steps, trainer_images_per_s=round(ours, 1),
                          reference_images_per_s=round(ref, 1), ratio=round(ours / ref, 3)))
+        for compiled in ((False, True) if "torch" in peers else ()):
+            peer = torch_peer_loop(images, preset, batch, width, compile=compiled)
+            speed, name = _time_steps(lambda n: peer(2 if n is None else n), steps, batch), ("torch_compiled" if compiled else "torch_eager")
+            rows[-1].update({f"{name}_images_per_s": round(speed, 1), f"ratio_to_{name}": round(ours / speed, 3)})
     return dict(preset=preset, width=width, steps_per_call=steps_per_call, jit_compile=jit_compile,
                 reference=reference, precision=keras.config.dtype_policy().name,
                 runtime=runtime_info(), results=rows)
@@ -108,6 +191,8 @@ def format_benchmark(result: dict) -> str:
     rt = result["runtime"]
     about = (f"backend {rt['backend']}, devices {', '.join(rt['devices'])}, precision {result['precision']}, "
              f"preset {result['preset']}, {result['steps_per_call']} steps per call; reference: {result['reference']}")
-    rows = [[r["batch_size"], f"{r['trainer_images_per_s']:.0f}", f"{r['reference_images_per_s']:.0f}", f"{r['ratio']:.2f}x"]
-            for r in result["results"]]
-    return about + "\n\n" + markdown_table(["batch", "GANTrainer img/s", "reference img/s", "ratio"], rows, align="rrrr")
+    peers = [p for p in ("torch_eager", "torch_compiled") if f"{p}_images_per_s" in result["results"][0]]
+    rows = [[r["batch_size"], f"{r['trainer_images_per_s']:.0f}", f"{r['reference_images_per_s']:.0f}", f"{r['ratio']:.2f}x",
+             *(f"{r[p + '_images_per_s']:.0f} ({r['ratio_to_' + p]:.2f}x)" for p in peers)] for r in result["results"]]
+    head = ["batch", "GANTrainer img/s", "reference img/s", "ratio", *(f"PyTorch {p[6:]} img/s (ratio)" for p in peers)]
+    return about + "\n\n" + markdown_table(head, rows, align="r" * len(head))

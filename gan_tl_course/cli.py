@@ -557,6 +557,8 @@ def _add_bench(sub) -> None:
                    help="TensorFlow XLA: auto = only on a GPU")
     p.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--peer", choices=["torch"], action="append", default=[],
+                   help="also time the same DCGAN as a native PyTorch loop, eager and with torch.compile (chapter 5a)")
     p.add_argument("--out", default=None, help="JSON file to write")
     p.set_defaults(func=bench_command)
 
@@ -571,7 +573,7 @@ def bench_command(args: argparse.Namespace) -> int:
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
     jit = {"auto": None, "on": True, "off": False}[args.jit]
-    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width)
+    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width, args.peer)
     result["command"] = args.command_line
     print(format_benchmark(result))
     if out:
