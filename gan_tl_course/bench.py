@@ -5,20 +5,26 @@
 # %% ../nbs/05a_bench.ipynb #d6b158ae
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
-from .core import markdown_table, runtime_info, set_seed, to_unit
+from .core import check_number, markdown_table, runtime_info, set_seed, to_unit
 from .losses import get_loss
 from .models import build_gan, latent_dim_of
 from .train import GANTrainer, TrainConfig
 
 # %% auto #0
-__all__ = ['keras_io_loop', 'HostFedTrainer', 'torch_dcgan', 'torch_peer_loop', 'benchmark', 'format_benchmark']
+__all__ = ['LOOPS', 'CPU_STUDY', 'GPU_STUDY', 'keras_io_loop', 'HostFedTrainer', 'torch_dcgan', 'torch_peer_loop', 'make_loop',
+           'benchmark', 'format_benchmark', 'layer_flops', 'training_flops', 'matmul_flops', 'measure',
+           'measure_in_process', 'speed_study', 'study_ratio', 'format_study']
 
 # %% ../nbs/05a_bench.ipynb #e6edbe19
 def keras_io_loop(generator, discriminator, images: np.ndarray, batch_size: int, loss: str = "ns",
@@ -107,30 +113,37 @@ def torch_dcgan(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 64):
 
 # %% ../nbs/05a_bench.ipynb #fb49ee12
 def torch_peer_loop(images: np.ndarray, preset: str = "dcgan28", batch_size: int = 64, width: int | None = None,
-                    compile: bool = False, lr: float = 2e-4, beta_1: float = 0.5, ema_decay: float = 0.999):
+                    compile: bool = False, precision: str = "float32", lr: float = 2e-4, beta_1: float = 0.5,
+                    ema_decay: float = 0.999):
     """The trainer's GAN step in native PyTorch on `torch_dcgan`: non-saturating loss, Adam, a D and a G step, the EMA
     update, batches drawn from a uint8 tensor on the device (CUDA when present); `compile` wraps both networks in
-    `torch.compile`. Returns `run(steps) -> last (d_loss, g_loss)`."""
+    `torch.compile`; `precision="mixed_bfloat16"` runs them under bfloat16 autocast (weights stay float32, as Keras'
+    policy keeps them). Returns `run(steps) -> last (d_loss, g_loss)`."""
+    import copy
     import torch
     import torch.nn.functional as F
     from gan_tl_course.models import PRESETS
     spec = PRESETS[preset]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     G, D = (m.to(device) for m in torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"]))
-    ema = torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"])[0].to(device)
-    ema.load_state_dict(G.state_dict())
+    ema = copy.deepcopy(G)
     g_opt = torch.optim.Adam(G.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)     # Keras' Adam epsilon
     d_opt = torch.optim.Adam(D.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)
     data = torch.as_tensor(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)), device=device)
     g_net, d_net = (torch.compile(G), torch.compile(D)) if compile else (G, D)
     latent = spec["latent_dim"]
+    if precision not in ("float32", "mixed_bfloat16"):
+        raise ValueError(f"precision {precision!r}: the PyTorch peer runs 'float32' or 'mixed_bfloat16'")
+    autocast = lambda: torch.autocast(device, torch.bfloat16, enabled=precision == "mixed_bfloat16")
 
     def step():
         real = data[torch.randint(0, len(data), (batch_size,), device=device)].float() / 127.5 - 1.0
-        fake = g_net(torch.randn(batch_size, latent, device=device)).detach()
-        d_loss = F.softplus(-d_net(real)).mean() + F.softplus(d_net(fake)).mean()
+        with autocast():
+            fake = g_net(torch.randn(batch_size, latent, device=device)).detach()
+            d_loss = F.softplus(-d_net(real).float()).mean() + F.softplus(d_net(fake).float()).mean()
         d_opt.zero_grad(set_to_none=True); d_loss.backward(); d_opt.step()
-        g_loss = F.softplus(-d_net(g_net(torch.randn(batch_size, latent, device=device)))).mean()
+        with autocast():
+            g_loss = F.softplus(-d_net(g_net(torch.randn(batch_size, latent, device=device))).float()).mean()
         g_opt.zero_grad(set_to_none=True); g_loss.backward(); g_opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - ema_decay)
@@ -145,13 +158,44 @@ def torch_peer_loop(images: np.ndarray, preset: str = "dcgan28", batch_size: int
     return run
 
 # %% ../nbs/05a_bench.ipynb #671e04cb
-def _time_steps(run_steps, steps: int, batch_size: int) -> float:
-    "Images per second of `run_steps(steps)` after a warm-up call."
-    run_steps(None)
-    t0 = time.perf_counter()
-    run_steps(steps)
-    return steps * batch_size / (time.perf_counter() - t0)
+def _time_steps(run_steps: Callable[[int], object], batch_size: int, chunk: int, steps: int = 0,
+                seconds: float = 0.0) -> float:
+    """Images per second of `run_steps(chunk)`, called after one warm-up call until at least `steps` steps and
+    `seconds` have passed (`run_steps` must wait for the device before it returns)."""
+    run_steps(chunk)                                   # compilation is not training speed
+    done, start = 0, time.perf_counter()
+    while done == 0 or done < steps or time.perf_counter() - start < seconds:
+        run_steps(chunk)
+        done += chunk
+    return done * batch_size / (time.perf_counter() - start)
 
+class _NoEMATrainer(GANTrainer):
+    "`GANTrainer` without its EMA update: only to measure what the EMA costs."
+    def _update_ema(self):
+        pass
+
+LOOPS = ("trainer", "trainer_no_ema", "reference", "torch_eager", "torch_compiled")
+
+def make_loop(loop: str, images: np.ndarray, preset: str = "dcgan28", batch_size: int = 64, width: int | None = None,
+              steps_per_call: int = 10, jit_compile: bool | None = None) -> Callable[[int], object]:
+    """`run(steps)`: one of `LOOPS` training a fresh `preset` pair on `images` for `steps` steps (a multiple of
+    `steps_per_call` for the trainers), returning once the device is done. `reference` is the keras-io loop on
+    TensorFlow and the host-fed per-step trainer elsewhere."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop {loop!r} unknown; choose one of {LOOPS}")
+    set_seed(0)
+    if loop in ("trainer", "trainer_no_ema"):
+        config = TrainConfig(batch_size=batch_size, steps_per_call=steps_per_call, jit_compile=jit_compile)
+        trainer = (GANTrainer if loop == "trainer" else _NoEMATrainer)(*build_gan(preset, width=width), images, config)
+        return lambda steps: trainer.train_calls(steps // steps_per_call)
+    if loop == "reference" and keras.backend.backend() == "tensorflow":
+        return keras_io_loop(*build_gan(preset, width=width), images, batch_size)
+    if loop == "reference":
+        return HostFedTrainer(*build_gan(preset, width=width), images, TrainConfig(batch_size=batch_size, steps_per_call=1)).train_calls
+    return torch_peer_loop(images, preset, batch_size, width, compile=loop == "torch_compiled",
+                           precision=keras.config.dtype_policy().name)
+
+# %% ../nbs/05a_bench.ipynb #15801913
 def benchmark(images: np.ndarray, preset: str = "dcgan28", batch_sizes=(64, 256), steps: int = 200,
               steps_per_call: int = 10, jit_compile: bool | None = None, width: int | None = None,
               peers: Sequence[str] = ()) -> dict:
@@ -161,27 +205,18 @@ def benchmark(images: np.ndarray, preset: str = "dcgan28", batch_sizes=(64, 256)
         raise ValueError(f"peers: {sorted(set(peers) - {'torch'})} unknown; the one peer is 'torch'")
     images = np.asarray(getattr(images, "images", images))
     steps = steps // steps_per_call * steps_per_call or steps_per_call
+    loops = ("trainer", "reference", *(("torch_eager", "torch_compiled") if "torch" in peers else ()))
     rows = []
     for batch in batch_sizes:
-        config = TrainConfig(batch_size=batch, steps_per_call=steps_per_call, jit_compile=jit_compile)
-        set_seed(0)
-        trainer = GANTrainer(*build_gan(preset, width=width), images, config)
-        ours = _time_steps(lambda n: trainer.train_calls(1 if n is None else n // steps_per_call), steps, batch)
-        set_seed(0)
-        g, d = build_gan(preset, width=width)
-        if keras.backend.backend() == "tensorflow":
-            loop, reference = keras_io_loop(g, d, images, batch), "keras-io loop: tf.data + tf.function per step"
-            ref = _time_steps(lambda n: loop(2 if n is None else n), steps, batch)
-        else:
-            host = HostFedTrainer(g, d, images, TrainConfig(batch_size=batch, steps_per_call=1))
-            reference = "same step compiled per step, batch fed from host memory"
-            ref = _time_steps(lambda n: host.train_calls(2 if n is None else n), steps, batch)
+        speed = {loop: _time_steps(make_loop(loop, images, preset, batch, width, steps_per_call, jit_compile), batch,
+                                   steps_per_call, steps) for loop in loops}
+        ours = speed["trainer"]
         rows.append(dict(batch_size=batch, steps=steps, trainer_images_per_s=round(ours, 1),
-                         reference_images_per_s=round(ref, 1), ratio=round(ours / ref, 3)))
-        for compiled in ((False, True) if "torch" in peers else ()):
-            peer = torch_peer_loop(images, preset, batch, width, compile=compiled)
-            speed, name = _time_steps(lambda n: peer(2 if n is None else n), steps, batch), ("torch_compiled" if compiled else "torch_eager")
-            rows[-1].update({f"{name}_images_per_s": round(speed, 1), f"ratio_to_{name}": round(ours / speed, 3)})
+                         reference_images_per_s=round(speed["reference"], 1), ratio=round(ours / speed["reference"], 3)))
+        for peer in loops[2:]:
+            rows[-1].update({f"{peer}_images_per_s": round(speed[peer], 1), f"ratio_to_{peer}": round(ours / speed[peer], 3)})
+    reference = ("keras-io loop: tf.data + tf.function per step" if keras.backend.backend() == "tensorflow"
+                 else "same step compiled per step, batch fed from host memory")
     return dict(preset=preset, width=width, steps_per_call=steps_per_call, jit_compile=jit_compile,
                 reference=reference, precision=keras.config.dtype_policy().name,
                 runtime=runtime_info(), results=rows)
@@ -196,3 +231,158 @@ def format_benchmark(result: dict) -> str:
              *(f"{r[p + '_images_per_s']:.0f} ({r['ratio_to_' + p]:.2f}x)" for p in peers)] for r in result["results"]]
     head = ["batch", "GANTrainer img/s", "reference img/s", "ratio", *(f"PyTorch {p[6:]} img/s (ratio)" for p in peers)]
     return about + "\n\n" + markdown_table(head, rows, align="r" * len(head))
+
+# %% ../nbs/05a_bench.ipynb #36090e58
+def layer_flops(layer) -> int:
+    "FLOPs of one image through `layer` (2 per multiply-add) for Dense, Conv2D and Conv2DTranspose; 0 for the rest."
+    kind = type(layer).__name__
+    if kind == "Dense":
+        return 2 * int(np.prod(layer.kernel.shape))
+    if kind == "Conv2D":
+        h, w = layer.output.shape[1:3]
+        return 2 * h * w * int(np.prod(layer.kernel.shape))
+    if kind == "Conv2DTranspose":                       # every input pixel is spread by the whole kernel
+        h, w = layer.input.shape[1:3]
+        return 2 * h * w * int(np.prod(layer.kernel.shape))
+    return 0
+
+def training_flops(generator: keras.Model, discriminator: keras.Model) -> dict:
+    "Forward FLOPs per image of G and D, and of one training step per image of the batch: 4 f_G + 9 f_D."
+    f_g, f_d = (sum(layer_flops(l) for l in m.layers) for m in (generator, discriminator))
+    return dict(generator_forward=f_g, discriminator_forward=f_d, step_per_image=4 * f_g + 9 * f_d)
+
+# %% ../nbs/05a_bench.ipynb #80ca743d
+def matmul_flops(n: int = 2048, seconds: float = 2.0) -> float:
+    "FLOP/s of an `n` x `n` matrix product in the current precision on the current backend: what these cores can do at best."
+    dtype = keras.config.dtype_policy().compute_dtype
+    a = keras.random.normal((n, n), dtype=dtype, seed=0)
+    run = lambda repeats: [float(ops.convert_to_numpy(ops.cast(ops.matmul(a, a)[0, 0], "float32"))) for _ in range(repeats)]
+    return _time_steps(run, 2 * n ** 3, 1, seconds=seconds)
+
+# %% ../nbs/05a_bench.ipynb #add1552e
+CPU_STUDY = {      # name: (backend, loop, settings) -- what each one isolates is in the name
+    "trainer, tensorflow": ("tensorflow", "trainer", {}),
+    "trainer, jax": ("jax", "trainer", {}),
+    "trainer, torch": ("torch", "trainer", {}),
+    "keras-io loop": ("tensorflow", "reference", {}),
+    "pytorch eager": ("torch", "torch_eager", {}),
+    "pytorch compiled": ("torch", "torch_compiled", {}),
+    "tensorflow + XLA": ("tensorflow", "trainer", {"jit_compile": True}),
+    "tensorflow, 1 step per call": ("tensorflow", "trainer", {"steps_per_call": 1}),
+    "tensorflow, no EMA": ("tensorflow", "trainer_no_ema", {}),
+    "tensorflow, one op at a time": ("tensorflow", "trainer", {"threads": 1}),
+    "tensorflow, mixed_bfloat16": ("tensorflow", "trainer", {"precision": "mixed_bfloat16"}),
+}
+GPU_STUDY = {      # the GPU machines have JAX and PyTorch, not TensorFlow
+    "trainer, jax": ("jax", "trainer", {}),
+    "trainer, jax, mixed_bfloat16": ("jax", "trainer", {"precision": "mixed_bfloat16"}),
+    "per-step loop, jax": ("jax", "reference", {}),
+    "pytorch eager": ("torch", "torch_eager", {}),
+    "pytorch compiled": ("torch", "torch_compiled", {}),
+    "pytorch compiled, mixed_bfloat16": ("torch", "torch_compiled", {"precision": "mixed_bfloat16"}),
+}
+
+# %% ../nbs/05a_bench.ipynb #29d120fc
+def _peak_memory() -> int | None:
+    "Peak bytes in use on the first accelerator, where the backend reports it (JAX, PyTorch on CUDA); None on a CPU."
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        return (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+    if backend == "torch":
+        import torch
+        return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    return None
+
+def measure(loop: str, preset: str = "dcgan28", width: int | None = None, batch_size: int = 64, seconds: float = 10.0,
+            steps_per_call: int = 10, jit_compile: bool | None = None, precision: str = "float32",
+            threads: int | None = None, limit: int | None = None) -> dict:
+    """Images/s of one of `LOOPS` (or FLOP/s of `matmul_flops` for loop 'matmul') in this process, timed for at least
+    `seconds`, with Fashion-MNIST's first `limit` training images; `threads` caps TensorFlow's inter-op threads."""
+    from gan_tl_course.data import load_fashion_mnist
+    keras.config.set_dtype_policy(precision)
+    if threads is not None and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if loop == "matmul":
+        return dict(flops_per_s=matmul_flops(seconds=seconds), runtime=runtime_info())
+    images = load_fashion_mnist().images[:limit]
+    run = make_loop(loop, images, preset, batch_size, width, steps_per_call, jit_compile)
+    speed = _time_steps(run, batch_size, steps_per_call, steps_per_call, seconds)
+    memory = _peak_memory()
+    return dict(images_per_s=round(speed, 1), runtime=runtime_info(),
+                peak_memory_per_image=None if memory is None else round(memory / batch_size))
+
+# %% ../nbs/05a_bench.ipynb #f4c76e9c
+def measure_in_process(backend: str, **settings) -> dict:
+    "`measure(**settings)` in a new Python process with `KERAS_BACKEND=backend`; its result."
+    code = "import json, sys; from gan_tl_course.bench import measure; print(json.dumps(measure(**json.loads(sys.argv[1]))))"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(settings)], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": backend})
+    if done.returncode:
+        raise RuntimeError(f"measuring {settings} on {backend} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+# %% ../nbs/05a_bench.ipynb #f1c9cb0f
+def speed_study(variants: dict = CPU_STUDY, preset: str = "dcgan28", widths: Sequence[int | None] = (16, 32),
+                batch_sizes: Sequence[int] = (64, 256), seconds: float = 10.0, limit: int | None = None,
+                peak_flops: float | None = None, repeats: int = 1, progress: bool = True) -> dict:
+    """Time every variant (name: (backend, loop, settings)) at every width and batch size, each in its own process,
+    `repeats` rounds of all variants in turn; returns the rows with the median images/s (and every round's), FLOPs per
+    image and MFU, and the peaks they are divided by."""
+    check_number("repeats", repeats, 1, integer=True, hint="rounds of every variant")
+    for name, (backend, loop, settings) in variants.items():
+        if loop not in LOOPS or set(settings) - {"jit_compile", "steps_per_call", "precision", "threads"}:
+            raise ValueError(f"variant {name!r}: loop {loop!r} (one of {LOOPS}) with settings {settings} "
+                             "(jit_compile, steps_per_call, precision, threads)")
+    used = sorted({(b, s.get("precision", "float32")) for b, _, s in variants.values()})
+    matmul = {} if peak_flops else {f"{b} {p}": measure_in_process(b, loop="matmul", precision=p, seconds=2.0)["flops_per_s"]
+                                    for b, p in used}
+    peaks = {p: peak_flops or max(v for k, v in matmul.items() if k.endswith(" " + p)) for _, p in used}
+    rows = []
+    for width in widths:
+        flops = training_flops(*build_gan(preset, width=width))["step_per_image"]
+        for batch in batch_sizes:
+            runs = {name: [] for name in variants}
+            for _ in range(repeats):              # in rounds: a slow spell of the machine hits every variant alike
+                for name, (backend, loop, settings) in variants.items():
+                    runs[name].append(measure_in_process(backend, loop=loop, preset=preset, width=width,
+                                                         batch_size=batch, seconds=seconds, limit=limit, **settings))
+                    if progress:
+                        print(f"{name:32s} width {width} batch {batch}: {runs[name][-1]['images_per_s']:,.0f} images/s",
+                              flush=True)
+            for name, (backend, loop, settings) in variants.items():
+                speeds = [got["images_per_s"] for got in runs[name]]
+                achieved = flops * float(np.median(speeds))
+                rows.append(dict(variant=name, backend=backend, loop=loop, width=width, batch_size=batch, **settings,
+                                 images_per_s=float(np.median(speeds)), rounds=speeds, flops_per_image=flops,
+                                 flops_per_s=round(achieved), mfu=round(achieved / peaks[settings.get("precision", "float32")], 4),
+                                 peak_memory_per_image=runs[name][-1]["peak_memory_per_image"],
+                                 devices=runs[name][-1]["runtime"]["devices"]))
+    return dict(preset=preset, seconds=seconds, repeats=repeats, peaks=peaks, matmul_flops_per_s=matmul,
+                peak_source="datasheet" if peak_flops else "best matmul",
+                keras=keras.__version__, rows=rows)
+
+# %% ../nbs/05a_bench.ipynb #4ff92358
+def study_ratio(row: dict, base: dict) -> tuple[float, float, float]:
+    "`row`'s speed over `base`'s: the median of the ratios round by round (each round ran both in turn), and their range."
+    ratios = np.array(row["rounds"]) / np.array(base["rounds"])
+    return float(np.median(ratios)), float(ratios.min()), float(ratios.max())
+
+def format_study(study: dict, baseline: str | None = None) -> str:
+    """The study as a markdown table: median images/s, its ratio to `baseline` (by default the first variant; with
+    several rounds, the range of the paired ratios too) and MFU, per width and batch size."""
+    rows, names = study["rows"], list(dict.fromkeys(r["variant"] for r in study["rows"]))
+    baseline = baseline or names[0]
+    settings = list(dict.fromkeys((r["width"], r["batch_size"]) for r in rows))
+    speed = {(r["variant"], r["width"], r["batch_size"]): r for r in rows}
+    def cell(r, base):
+        mid, low, high = study_ratio(r, base)
+        spread = f" {low:.2f}–{high:.2f}" if len(r["rounds"]) > 1 else ""
+        return f"{r['images_per_s']:,.0f} ({mid:.2f}×{spread}, {100 * r['mfu']:.1f}%)"
+    table = [[name, *(cell(speed[name, w, b], speed[baseline, w, b]) for w, b in settings)] for name in names]
+    head = ["variant", *(f"width {w}, batch {b}" for w, b in settings)]
+    peaks = ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in study["peaks"].items())
+    return (f"images/s, median of {study['repeats']} (ratio to {baseline!r}, MFU against the {study['peak_source']} "
+            f"peak: {peaks})\n\n"
+            + markdown_table(head, table, align="l" + "r" * len(settings)))

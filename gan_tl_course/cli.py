@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -288,6 +289,8 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--steps", type=int, default=1000, help="total optimisation steps of the run")
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): each batch is split over them; "
+                   "the run is the same on any number, so a resume may change it")
 
 def _add_finetune(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
@@ -336,7 +339,8 @@ def finetune_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     trainer = fine_tune(source, shots, method=args.method, augment=args.augment, steps=args.steps, seed=args.seed,
                         run_dir=args.out, resume=checkpoint or False, overwrite=args.overwrite,
-                        progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS}, **options)
+                        progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS},
+                        devices=args.devices, **options)
     return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, str(trainer.method), _write_run,
                             "ema_generator.keras")
 
@@ -345,7 +349,11 @@ def _finish_finetune(args: argparse.Namespace, trainer, shots, seconds: float, l
     "The end of `finetune` and `finetune-vae`: the shots' picture, the run's record (`write_run`), one line of what was written."
     import keras
     from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.train import global_batch
     _say_started(trainer, args.out)
+    if trainer.config.devices > 1:
+        print(f"trained on {trainer.config.devices} devices: global batch {global_batch(trainer.config)} "
+              f"({trainer.config.batch_size} per device)")
     save_png(image_grid(shots.images[:64]), args.out / "shots.png")
     write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
     print(f"{label} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
@@ -378,7 +386,7 @@ def finetune_vae_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     trainer = fine_tune_vae(source, shots, args.method, steps=args.steps, seed=args.seed, run_dir=args.out,
                             resume=checkpoint or False, overwrite=args.overwrite, progress=not args.quiet,
-                            run_options={k: getattr(args, k) for k in _FINETUNE_VAE_KEYS})
+                            run_options={k: getattr(args, k) for k in _FINETUNE_VAE_KEYS}, devices=args.devices)
     return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, args.method, _write_vae_run,
                             "encoder.keras, decoder.keras")
 
@@ -545,13 +553,23 @@ def sample_command(args: argparse.Namespace) -> int:
 # %% ../nbs/11_cli.ipynb #caf3315e
 def _add_bench(sub) -> None:
     from gan_tl_course.models import PRESETS
-    p = sub.add_parser("bench", help="training images/s of GANTrainer vs a reference loop",
+    p = sub.add_parser("bench", help="training images/s of GANTrainer vs a reference loop (--study: every loop, backend "
+                                     "and design choice)",
                        description="Measure training images/s of GANTrainer against the reference loop "
-                                   "(keras-io style on TensorFlow) for the same models, in one process.")
+                                   "(keras-io style on TensorFlow) for the same models, in one process; with --study, "
+                                   "every variant of the CPU or GPU study, each in its own process (chapter 5a).")
     p.add_argument("--preset", default="dcgan28", choices=list(PRESETS))
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
+    p.add_argument("--width", type=int, nargs="+", default=None,
+                   help="channel width multiplier (default: the preset's); several with --study")
     p.add_argument("--steps", type=int, default=50, help="timed steps per loop")
+    p.add_argument("--study", choices=["cpu", "gpu"], default=None,
+                   help="time every variant of CPU_STUDY or GPU_STUDY (chapter 5a), each in a fresh process")
+    p.add_argument("--seconds", type=float, default=10.0, help="with --study: timed seconds per variant, at least")
+    p.add_argument("--repeats", type=int, default=1, help="with --study: rounds of every variant (the median is reported)")
+    p.add_argument("--variants", nargs="+", default=None, help="with --study: only these variants (names as in the study)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="with --study: the device's datasheet peak for the MFU (default: a measured matrix product)")
     p.add_argument("--steps-per-call", type=int, default=10)
     p.add_argument("--jit", choices=["auto", "on", "off"], default="auto",
                    help="TensorFlow XLA: auto = only on a GPU")
@@ -570,15 +588,47 @@ def bench_command(args: argparse.Namespace) -> int:
     from gan_tl_course.data import load_fashion_mnist
     out = check_output_file(args.out, "--out", ".json") if args.out else None
     check_number("--steps", args.steps, 1, integer=True)
+    if args.study:
+        return _study_command(args, out)
+    if args.width and len(args.width) > 1:
+        raise CLIError(f"--width {' '.join(map(str, args.width))}: one width per benchmark; several need --study")
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
     jit = {"auto": None, "on": True, "off": False}[args.jit]
-    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit, args.width, args.peer)
+    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit,
+                       args.width[0] if args.width else None, args.peer)
     result["command"] = args.command_line
     print(format_benchmark(result))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
+        print(f"wrote {out}")
+    return 0
+
+def _study_command(args: argparse.Namespace, out: Path | None) -> int:
+    "`gan-tl bench --study`: every variant of the chosen study, each in its own process; the table, and the JSON in --out."
+    from gan_tl_course.bench import CPU_STUDY, GPU_STUDY, format_study, speed_study
+    from gan_tl_course.core import check_number
+    given = [o for o, v in (("--peer", args.peer), ("--jit", args.jit != "auto"), ("--precision", args.precision != "float32"),
+                            ("--steps-per-call", args.steps_per_call != 10)) if v]
+    if given:
+        raise CLIError(f"{', '.join(given)}: --study sets these per variant (chapter 5a's CPU_STUDY and GPU_STUDY); "
+                       "leave them out")
+    check_number("--seconds", args.seconds, 0, hint="timed seconds per variant")
+    peak = None if args.peak_tflops is None else check_number("--peak-tflops", args.peak_tflops, 0, above=True) * 1e12
+    variants = {"cpu": CPU_STUDY, "gpu": GPU_STUDY}[args.study]
+    unknown = sorted(set(args.variants or ()) - set(variants))
+    if unknown:
+        raise CLIError(f"--variants: {', '.join(map(repr, unknown))} not in the {args.study} study; its variants are "
+                       f"{', '.join(map(repr, variants))}")
+    variants = {k: v for k, v in variants.items() if k in (args.variants or variants)}
+    study = speed_study(variants, args.preset, args.width or (None,), args.batch, args.seconds, args.limit, peak,
+                        args.repeats)
+    study["command"] = args.command_line
+    print(format_study(study))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(study, indent=1))
         print(f"wrote {out}")
     return 0
 
@@ -867,6 +917,9 @@ def main(argv: list[str] | None = None) -> int:
     args.given = _given(parser, args.command, argv)
     args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
+        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):   # one process of several hosts (chapter 5)
+            import keras
+            keras.distribution.initialize()
         return args.func(args)
     except BadValue as e:
         message = e.named(_option(e.name))

@@ -5,7 +5,7 @@
 # %% ../nbs/05_train.ipynb #2ef6d76c
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,13 +20,13 @@ from .core import check_number, image_grid, save_png
 from .data import DeviceImages, as_image_set
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 from .models import copy_model, image_shape_of, is_conditional, latent_dim_of, num_label_classes
-from gan_tl_course.runs import (
-    NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, open_events, save_state, start_run, state_values,
-    write_scalars)
+from .runs import NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, open_events
+from .runs import save_state, start_run, state_values, write_scalars
 
 # %% auto #0
 __all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'replicate',
-           'split_batch', 'TrainConfig', 'Trainer', 'GANTrainer', 'generate_images', 'plot_history']
+           'split_batch', 'TrainConfig', 'global_batch', 'over_devices', 'Trainer', 'GANTrainer', 'generate_images',
+           'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -220,6 +220,19 @@ class TrainConfig:
             raise ValueError("TrainConfig.ada_target adapts how often `augment` is applied: set an augment policy "
                              "too, e.g. augment='color,translation,cutout'")
 
+# %% ../nbs/05_train.ipynb #60b59a2d
+def global_batch(config) -> int:
+    "The images one step of a run trains on: `batch_size` per device × `devices` (any trainer's config)."
+    return config.batch_size * config.devices
+
+def over_devices(config, devices: int):
+    "`config` on `devices` devices with the same global batch, split evenly; refused by name where it does not split."
+    check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
+    if global_batch(config) % devices:
+        raise ValueError(f"devices={devices}: the global batch of {global_batch(config)} does not split evenly over "
+                         f"{devices} devices; choose a number of devices that divides it")
+    return replace(config, batch_size=global_batch(config) // devices, devices=devices)
+
 # %% ../nbs/05_train.ipynb #18759e94
 class Trainer:
     """The machinery every model's trainer shares: the images on the device, one seed, K steps per compiled call,
@@ -371,15 +384,19 @@ def _train_step(self: GANTrainer, data):
         g_grads = [g * ops.cast(s, g.dtype) for g, s in zip(g_grads, scales)]
     self.g_optimizer.apply(g_grads, self.g_variables)
 
-    # The EMA generator samples and is evaluated: it averages out GAN training's oscillation. Its decay warms up
-    # from 0.1, so early samples do not stay at the random initialisation; BatchNorm statistics are copied.
-    step = ops.cast(self.g_optimizer.iterations, "float32")
-    decay = ops.minimum(c.ema_decay, (1.0 + step) / (10.0 + step))
-    trainable = {id(v) for v in G.trainable_variables}
-    for e, w in zip(self.ema_generator.variables, G.variables):
-        e.assign(decay * e + (1.0 - decay) * ops.stop_gradient(w) if id(w) in trainable else w)
+    self._update_ema()
     return ops.stack([ops.cast(v, "float32") for v in (d_loss, g_loss, real_logit, fake_logit, penalty,
                                                          self.augment_p)])
+
+@patch
+def _update_ema(self: GANTrainer) -> None:
+    """Move the EMA generator towards G. It samples and is evaluated: it averages out GAN training's oscillation. Its
+    decay warms up from 0.1, so early samples do not stay at the random initialisation; BatchNorm statistics are copied."""
+    step = ops.cast(self.g_optimizer.iterations, "float32")
+    decay = ops.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+    trainable = {id(v) for v in self.generator.trainable_variables}
+    for e, w in zip(self.ema_generator.variables, self.generator.variables):
+        e.assign(decay * e + (1.0 - decay) * ops.stop_gradient(w) if id(w) in trainable else w)
 
 # %% ../nbs/05_train.ipynb #1e97afc9
 @patch

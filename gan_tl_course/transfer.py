@@ -25,7 +25,7 @@ from .models import (
     block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
     load_model_file, num_label_classes)
 from .runs import check_new_run, read_run_record, resume_options, start_run
-from .train import GANTrainer, TrainConfig, value_and_grad
+from .train import GANTrainer, TrainConfig, over_devices, value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'source_files',
@@ -432,18 +432,20 @@ def _transfer_config(config: TrainConfig | None, steps: int, seed: int, policy: 
 def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetune",
               augment: str = AUGMENT, steps: int = 1000, seed: int = 0, config: TrainConfig | None = None,
               run_dir: str | Path | None = None, resume: bool | str | Path = False, overwrite: bool = False,
-              progress: bool = True, callbacks=(), run_options: dict | None = None, **options) -> GANTrainer:
+              progress: bool = True, callbacks=(), run_options: dict | None = None, devices: int = 1,
+              **options) -> GANTrainer:
     """Adapt a pretrained GAN to `target` images with a transfer `method`; returns the trained `GANTrainer`.
 
     With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or `resume` (True: the
-    latest checkpoint; or a checkpoint folder) of the same run. `run_options` are recorded in `run.json` too."""
+    latest checkpoint; or a checkpoint folder) of the same run. `run_options` are recorded in `run.json` too.
+    `devices` splits each batch over that many devices (JAX, chapter 5): the same run, on any number of them."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if resume and run_dir is None:
         raise ValueError("resume continues the run in run_dir: pass run_dir too")
     if run_dir is not None and not resume:
         check_new_run(run_dir, overwrite)
     policy, ada_target = augment_setting(augment)
-    config = _transfer_config(config, steps, seed, policy, ada_target)
+    config = over_devices(_transfer_config(config, steps, seed, policy, ada_target), devices)
     method = get_method(method, **options)
     g_source, d_source = load_source(source)
     data = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes")   # a folder is resized

@@ -24,6 +24,7 @@ from .fewshot import (FIELDS, KEPT, TARGETS, _resolve_targets, read_results, res
 from .judge import ASSETS, read_manifest, update_manifest
 from .models import copy_model, image_shape_of, latent_dim_of, load_model_file
 from .runs import check_new_run, read_run_record, resume_options
+from .train import over_devices
 from .transfer import REPLACED_FIELDS, SOURCE_PREFIX, shipped_sources, source_files
 from .vae import INITIAL_LOG_SCALE, VAEConfig, VAETrainer, check_vae, evaluate_vae
 
@@ -150,10 +151,12 @@ def _vae_transfer_config(config: VAEConfig | None, steps: int, seed: int) -> VAE
 
 def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps: int = 1000, seed: int = 0,
                   config: VAEConfig | None = None, run_dir: str | Path | None = None, resume: bool | str | Path = False,
-                  overwrite: bool = False, progress: bool = True, callbacks=(), run_options: dict | None = None) -> VAETrainer:
+                  overwrite: bool = False, progress: bool = True, callbacks=(), run_options: dict | None = None,
+                  devices: int = 1) -> VAETrainer:
     """Adapt a pretrained VAE (`load_vae_source`'s kinds) to `target` images with one of `VAE_METHODS`; returns the
     trained `VAETrainer`. With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or
-    `resume` (True: the latest checkpoint; or a checkpoint folder) of the same run."""
+    `resume` (True: the latest checkpoint; or a checkpoint folder) of the same run. `devices` splits each batch over
+    that many devices (JAX, chapter 5)."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if method not in VAE_METHODS:
         raise ValueError(f"unknown VAE transfer method {method!r}; choose one of {', '.join(VAE_METHODS)}")
@@ -162,7 +165,7 @@ def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps
     if run_dir is not None and not resume:
         check_new_run(run_dir, overwrite)
     m, src = VAE_METHODS[method], load_vae_source(source)
-    config = _vae_transfer_config(config, steps, seed)
+    config = over_devices(_vae_transfer_config(config, steps, seed), devices)
     data = as_image_set(target, image_shape_of(src.decoder), "target", "the source decoder makes")
     identity = dict(method=method, seed=seed, target_images=len(data), target_sha256=sha256_arrays([data.images]),
                     source_sha256=sha256_arrays(src.encoder.get_weights() + src.decoder.get_weights()

@@ -285,10 +285,18 @@ def cli_devices(out: Path) -> dict:
         codes = [main(["pretrain", "--steps", "20", "--batch", "8", "--devices", "2", "--out", str(out / "two"), *small]),
                  main(["pretrain", "--steps", "30", "--devices", "1", "--resume", "--out", str(out / "two"), "--quiet"]),
                  main(["pretrain", "--steps", "30", "--batch", "16", "--out", str(out / "one"), *small])]
-    weights = lambda run: keras.saving.load_model(run / "generator.keras").get_weights()
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(weights(out / "two"), weights(out / "one")))
-    return dict(codes=codes, said=said.getvalue(), diff=diff,
-                rows=len((out / "two" / "history.csv").read_text().splitlines()))
+    tune = ["finetune", "--source", "fashion28", "--target", "mnist_5k", "--shots", "10", "--steps", "10", "--quiet"]
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(errors):
+        codes += [main([*tune, "--devices", "2", "--out", str(out / "tuned_two")]),
+                  main([*tune, "--out", str(out / "tuned_one")]),
+                  main([*tune, "--devices", "3", "--out", str(out / "tuned_three")])]
+    weights = lambda run, name="generator": keras.saving.load_model(run / f"{name}.keras").get_weights()
+    diff = lambda a, b, name="generator": max(float(np.max(np.abs(x - y))) for x, y in zip(weights(a, name), weights(b, name)))
+    return dict(codes=codes, said=said.getvalue(), diff=diff(out / "two", out / "one"),
+                rows=len((out / "two" / "history.csv").read_text().splitlines()),
+                tuned_diff=diff(out / "tuned_two", out / "tuned_one", "ema_generator"), refusal=errors.getvalue(),
+                tuned_three_exists=(out / "tuned_three").exists())
 
 
 if __name__ == "__main__":
