@@ -590,6 +590,10 @@ def bench_command(args: argparse.Namespace) -> int:
     check_number("--steps", args.steps, 1, integer=True)
     if args.study:
         return _study_command(args, out)
+    study_only = [f"--{name.replace('_', '-')}" for name in ("seconds", "repeats", "variants", "peak_tflops")
+                  if name in args.given]
+    if study_only:
+        raise CLIError(f"{', '.join(study_only)}: only with --study cpu or --study gpu")
     if args.width and len(args.width) > 1:
         raise CLIError(f"--width {' '.join(map(str, args.width))}: one width per benchmark; several need --study")
     keras.config.set_dtype_policy(args.precision)
@@ -597,8 +601,12 @@ def bench_command(args: argparse.Namespace) -> int:
     jit = {"auto": None, "on": True, "off": False}[args.jit]
     result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit,
                        args.width[0] if args.width else None, args.peer)
-    result["command"] = args.command_line
-    print(format_benchmark(result))
+    return _report(result, format_benchmark(result), args.command_line, out)
+
+def _report(result: dict, table: str, command_line: str, out: Path | None) -> int:
+    "Print a measurement's `table`; write `result`, with the command that made it, to the JSON file `out` if given."
+    result["command"] = command_line
+    print(table)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
@@ -624,13 +632,7 @@ def _study_command(args: argparse.Namespace, out: Path | None) -> int:
     variants = {k: v for k, v in variants.items() if k in (args.variants or variants)}
     study = speed_study(variants, args.preset, args.width or (None,), args.batch, args.seconds, args.limit, peak,
                         args.repeats)
-    study["command"] = args.command_line
-    print(format_study(study))
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(study, indent=1))
-        print(f"wrote {out}")
-    return 0
+    return _report(study, format_study(study), args.command_line, out)
 
 # %% ../nbs/11_cli.ipynb #de9cf5fe
 def _add_evaluate(sub) -> None:
