@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .core import BadValue
+from .core import BadValue, per_image_random
 
 # %% auto #0
 __all__ = ['POLICY', 'rand_brightness', 'rand_saturation', 'rand_contrast', 'translate', 'rand_translation', 'cutout',
@@ -18,7 +18,8 @@ __all__ = ['POLICY', 'rand_brightness', 'rand_saturation', 'rand_contrast', 'tra
 def _per_sample(x, seed, low, high):
     "One U(low, high) number per sample, shaped to broadcast against `x`, in `x`'s dtype."
     shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-    return ops.cast(keras.random.uniform(shape, minval=low, maxval=high, seed=seed), x.dtype)
+    draw = lambda shape: keras.random.uniform(shape, minval=low, maxval=high, seed=seed)
+    return ops.cast(per_image_random(draw, shape), x.dtype)
 
 def rand_brightness(x, seed):
     "Add U(-0.5, 0.5) per image."
@@ -55,8 +56,8 @@ def rand_translation(x, seed, ratio: float = 0.125):
     "Random integer shift per image of up to `ratio` of the side in each direction, zero padding."
     n = ops.shape(x)[0]
     sy, sx = int(x.shape[1] * ratio + 0.5), int(x.shape[2] * ratio + 0.5)
-    dy = keras.random.randint((n,), -sy, sy + 1, dtype="int32", seed=seed)
-    dx = keras.random.randint((n,), -sx, sx + 1, dtype="int32", seed=seed)
+    dy = per_image_random(lambda s: keras.random.randint(s, -sy, sy + 1, dtype="int32", seed=seed), (n,))
+    dx = per_image_random(lambda s: keras.random.randint(s, -sx, sx + 1, dtype="int32", seed=seed), (n,))
     return translate(x, dy, dx)
 
 # %% ../nbs/04_augment.ipynb #3cb0355d
@@ -76,8 +77,8 @@ def rand_cutout(x, seed, ratio: float = 0.5):
     "Zero a random square of `ratio` times the side per image; its centre is uniform, so it may be clipped."
     n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = keras.random.randint((n,), 0, h + (1 - ch % 2), dtype="int32", seed=seed)
-    cx = keras.random.randint((n,), 0, w + (1 - cw % 2), dtype="int32", seed=seed)
+    cy = per_image_random(lambda s: keras.random.randint(s, 0, h + (1 - ch % 2), dtype="int32", seed=seed), (n,))
+    cx = per_image_random(lambda s: keras.random.randint(s, 0, w + (1 - cw % 2), dtype="int32", seed=seed), (n,))
     if ch != cw:
         raise ValueError("cutout expects square images")
     return cutout(x, cy - ch // 2, cx - cw // 2, ch)
@@ -119,6 +120,6 @@ def diff_augment(x, policy: str = POLICY, seed=None, p=1.0):
             out = fn(out, seed)
     if not (isinstance(p, (int, float)) and p >= 1):
         shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        keep = keras.random.uniform(shape, seed=seed) < ops.cast(p, "float32")
+        keep = per_image_random(lambda s: keras.random.uniform(s, seed=seed), shape) < ops.cast(p, "float32")
         out = ops.where(keep, out, x)
     return out

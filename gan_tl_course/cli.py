@@ -45,7 +45,7 @@ def _add_pretrain(sub) -> None:
                    help="class-conditional G and D: one label embedding row per class of --dataset (a folder's subfolders)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
     p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): the global batch is --batch "
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): the global batch is --batch "
                    "× --devices; a resume may change it, keeping the global batch")
     p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0 = off)")
@@ -174,6 +174,7 @@ def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoi
     from gan_tl_course.data import as_image_set
     from gan_tl_course.models import PRESETS
     from gan_tl_course.runs import resume_options
+    from gan_tl_course.train import devices_scope
     if args.limit is not None:
         check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
     data = as_image_set(args.dataset, PRESETS[args.preset]["image_shape"], "--dataset",
@@ -185,7 +186,8 @@ def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoi
     if checkpoint:
         resume_options(args.out, kind, {"data_sha256": options["data_sha256"]}, label=_option)
     set_seed(args.seed)
-    trainer = build(data)
+    with devices_scope(args.devices):                  # TensorFlow: a copy of each variable per device
+        trainer = build(data)
     if args.devices > 1:
         print(f"training on {args.devices} devices: global batch {trainer.batch_size} ({args.batch} per device)")
     if checkpoint:
@@ -234,7 +236,7 @@ def _add_pretrain_vae(sub) -> None:
     p.add_argument("--latent-dim", type=int, default=None, help="latent dimensions (default: the preset's)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
     p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): the global batch is --batch "
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): the global batch is --batch "
                    "× --devices; a resume may change it, keeping the global batch")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
@@ -289,7 +291,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--steps", type=int, default=1000, help="total optimisation steps of the run")
     p.add_argument("--seed", type=int, default=0, help="seed of the shots and of training")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX): each batch is split over them; "
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): each batch is split over them; "
                    "the run is the same on any number, so a resume may change it")
 
 def _add_finetune(sub) -> None:

@@ -16,7 +16,8 @@ import keras
 import numpy as np
 
 # %% auto #0
-__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
+__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'device_share', 'own_rows', 'per_image_random',
+           'mean_over_devices', 'whole_batch', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
            'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'markdown_table', 'html_table', 'cache_dir',
            'check_output_dir', 'check_output_file']
 
@@ -53,6 +54,47 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
+
+# %% ../nbs/00_core.ipynb #14a18472
+def device_share() -> tuple[int, int]:
+    """`(index, count)` of the device whose share of the batch this code computes, inside a TensorFlow
+    `strategy.run` (chapter 5); `(0, 1)` elsewhere: on one device, and on JAX, whose compiled step sees the whole batch."""
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
+    import tensorflow as tf
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+def own_rows(x):
+    "This device's rows of `x`, a tensor drawn for the whole batch (`device_share`); `x` itself on one device."
+    index, count = device_share()
+    if count == 1:
+        return x
+    rows = keras.ops.shape(x)[0] // count
+    return x[index * rows:(index + 1) * rows]
+
+def per_image_random(draw, shape: tuple):
+    """`draw(shape)` for this device's `shape[0]` images: drawn for the whole batch and cut to this device's rows
+    (`own_rows`), so that N devices draw what one device draws."""
+    count = device_share()[1]
+    return own_rows(draw((shape[0] * count, *shape[1:])))
+
+def mean_over_devices(x):
+    "The mean of `x` over the devices sharing the batch (an all-reduce inside TensorFlow's `strategy.run`); `x` elsewhere."
+    if device_share()[1] == 1:
+        return x
+    import tensorflow as tf
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+def whole_batch(x):
+    """Every device's rows of `x`, in order (an all-gather inside TensorFlow's `strategy.run`); `x` elsewhere. For a loss
+    that compares images across the batch (CDC, chapter 8): each device then computes it on the whole batch."""
+    if device_share()[1] == 1:
+        return x
+    import tensorflow as tf
+    return tf.distribute.get_replica_context().all_gather(x, axis=0)
 
 # %% ../nbs/00_core.ipynb #c092050e
 class BadValue(ValueError):

@@ -11,7 +11,7 @@ from typing import Callable
 import keras
 from keras import ops
 
-from .core import BadValue
+from .core import BadValue, per_image_random
 
 # %% auto #0
 __all__ = ['LOSSES', 'GANLoss', 'get_loss', 'r1_penalty', 'gradient_penalty', 'interpolate']
@@ -73,5 +73,5 @@ def interpolate(real, fake, seed):
     real = ops.convert_to_tensor(real)
     fake = ops.cast(fake, real.dtype)
     shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
-    eps = ops.cast(keras.random.uniform(shape, seed=seed), real.dtype)
+    eps = ops.cast(per_image_random(lambda s: keras.random.uniform(s, seed=seed), shape), real.dtype)
     return real + eps * (fake - real)

@@ -5,6 +5,8 @@
 # %% ../nbs/05_train.ipynb #2ef6d76c
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,7 +18,7 @@ from keras import ops
 from fastcore.basics import patch
 
 from .augment import diff_augment, parse_policy
-from .core import check_number, image_grid, save_png
+from .core import check_number, device_share, image_grid, mean_over_devices, own_rows, save_png
 from .data import DeviceImages, as_image_set
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
 from .models import copy_model, image_shape_of, is_conditional, latent_dim_of, num_label_classes
@@ -24,9 +26,9 @@ from .runs import NonFiniteLossError, checkpoint_for, find_checkpoint, load_stat
 from .runs import save_state, start_run, state_values, write_scalars
 
 # %% auto #0
-__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'replicate',
-           'split_batch', 'TrainConfig', 'global_batch', 'over_devices', 'Trainer', 'GANTrainer', 'generate_images',
-           'plot_history']
+__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'devices_scope',
+           'replicate', 'split_batch', 'check_built_for', 'TrainConfig', 'global_batch', 'over_devices', 'Trainer',
+           'GANTrainer', 'batchnorm_over_devices', 'generate_images', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -39,7 +41,9 @@ def value_and_grad(loss_fn: Callable[[], tuple], variables: list) -> tuple:
         import tensorflow as tf
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()
-        return loss, aux, tape.gradient(loss, variables)
+            # on several devices each `loss` is the mean over a device's share, and the optimizer sums the gradients
+            share = loss / device_share()[1]
+        return loss, aux, tape.gradient(share, variables)
     if backend == "torch":
         import torch
         loss, aux = loss_fn()
@@ -102,17 +106,21 @@ def input_gradient(fn: Callable, x) -> tuple:
 def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | None = None,
                   distribution=None) -> Callable:
     """Compile `step(data) -> metrics vector` into `run(data) -> (k, n) metrics` that runs `k` steps per call;
-    on JAX with a `distribution` (`data_parallel`), over its devices."""
+    with a `distribution` (`data_parallel`), over its devices."""
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
         if jit_compile is None:
             jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        def one_step(data):            # on several devices each runs the step on its share; the metrics are averaged
+            if distribution is None:
+                return step(data)
+            return distribution.reduce("MEAN", distribution.run(step, args=(data,)), axis=None)
         @tf.function(jit_compile=jit_compile, reduce_retracing=True)
         def run(data):
             out = tf.TensorArray(tf.float32, size=k)
             for i in tf.range(k):
-                out = out.write(i, step(data))
+                out = out.write(i, one_step(data))
             return out.stack()
         return run
     if backend == "jax":
@@ -144,19 +152,25 @@ def _jax_compile_steps(step, variables, k, distribution=None):
 
 # %% ../nbs/05_train.ipynb #bdf2e8b1
 def data_parallel(devices: int):
-    """Keras' `DataParallel` over the first `devices` devices (`keras.distribution.list_devices()`), or None for one.
-    Refused by name where it cannot work: PyTorch (Keras does not distribute it), TensorFlow (not built yet),
-    or fewer devices than asked for."""
+    """How a run on `devices` devices is distributed, or None for one: on JAX Keras' `DataParallel` over the first
+    `devices` devices (`keras.distribution.list_devices()`); on TensorFlow the `MirroredStrategy` of the
+    `devices_scope` the trainer is built in. Refused by name where it cannot work: PyTorch (Keras does not distribute
+    it), a TensorFlow trainer built outside `devices_scope(devices)`, or fewer devices than asked for."""
     check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
     if devices == 1:
         return None
     backend = _backend()
     if backend == "torch":
         raise ValueError(f"devices={devices}: Keras does not distribute training on the PyTorch backend. Train on "
-                         "several devices with KERAS_BACKEND=jax (keras.distribution), or use devices=1")
-    if backend != "jax":
-        raise ValueError(f"devices={devices}: data-parallel training is built on the JAX backend only so far "
-                         f"(this is {backend}); use KERAS_BACKEND=jax, or devices=1")
+                         "several devices with KERAS_BACKEND=jax (keras.distribution) or KERAS_BACKEND=tensorflow "
+                         "(tf.distribute), or use devices=1")
+    if backend == "tensorflow":
+        import tensorflow as tf
+        if not tf.distribute.has_strategy() or tf.distribute.get_strategy().num_replicas_in_sync != devices:
+            raise ValueError(f"devices={devices}: on TensorFlow, build the models and the trainer inside `with "
+                             f"devices_scope({devices}):` (a tf.distribute.MirroredStrategy), so that every device "
+                             "holds a copy of each variable")
+        return tf.distribute.get_strategy()
     found = keras.distribution.list_devices()
     if len(found) < devices:
         raise ValueError(f"devices={devices}, but JAX sees {len(found)}: {found}. On a CPU, simulate devices with "
@@ -164,16 +178,61 @@ def data_parallel(devices: int):
     mesh = keras.distribution.DeviceMesh((devices,), ["batch"], found[:devices])
     return keras.distribution.DataParallel(device_mesh=mesh)
 
+def devices_scope(devices: int):
+    """Where to build the models and the trainer of a run on `devices` devices: on TensorFlow the scope of a
+    `tf.distribute.MirroredStrategy` over the first `devices` GPUs (or CPUs), which gives every variable built in it a
+    copy on each device; elsewhere nothing is needed (a null context, once `data_parallel` accepts `devices`)."""
+    check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
+    if devices == 1 or _backend() != "tensorflow":
+        data_parallel(devices)
+        return contextlib.nullcontext()
+    import tensorflow as tf
+    if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync == devices:
+        return contextlib.nullcontext()             # already inside one (e.g. fine_tune called in a devices_scope)
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(found) < devices:
+        raise ValueError(f"devices={devices}, but TensorFlow sees {len(found)}: {[d.name for d in found]}. On a CPU, "
+                         "split it into logical devices before TensorFlow runs anything: tf.config."
+                         "set_logical_device_configuration(tf.config.list_physical_devices('CPU')[0], "
+                         f"[tf.config.LogicalDeviceConfiguration()] * {devices})")
+    return _mirrored(tuple(d.name for d in found[:devices])).scope()
+
+@functools.cache
+def _mirrored(devices: tuple[str, ...]):
+    "One `MirroredStrategy` per set of devices for the whole process: two would share TensorFlow's collective-op keys."
+    import tensorflow as tf
+    return tf.distribute.MirroredStrategy(list(devices))
+
 def replicate(x, distribution=None):
     "`x` on every device of `distribution` (weights, optimizer state, the training images); `x` itself without one."
     if distribution is None:
         return x
+    if _backend() == "tensorflow":                  # a mirrored variable: a copy on each device, read where it runs
+        import tensorflow as tf
+        with distribution.scope():
+            return tf.Variable(x, trainable=False)
     return keras.distribution.distribute_tensor(x, keras.distribution.TensorLayout([None] * len(x.shape),
                                                                                   distribution.device_mesh))
 
 def split_batch(x, distribution=None):
-    "A batch split along its first axis over the devices of `distribution`, inside a compiled step; `x` without one."
-    return x if distribution is None else keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
+    """A batch drawn whole, split along its first axis over the devices of `distribution` inside a compiled step
+    (on TensorFlow each device keeps its rows, `own_rows`); `x` without one."""
+    if distribution is None:
+        return x
+    if _backend() == "tensorflow":
+        return own_rows(x)
+    return keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
+
+def check_built_for(distribution, models: dict[str, keras.Model]) -> None:
+    "Refuse, by name, models built outside the TensorFlow `devices_scope` of `distribution` (nothing to check elsewhere)."
+    if distribution is None or _backend() != "tensorflow":
+        return
+    for name, model in models.items():
+        outside = [v.path for v in model.variables if not distribution.extended.variable_created_in_scope(v.value)]
+        if outside:
+            raise ValueError(f"the {name} was built outside `devices_scope({distribution.num_replicas_in_sync})` "
+                             f"({outside[0]} has one copy, not one per device): on TensorFlow, build the models "
+                             "inside it too")
 
 # %% ../nbs/05_train.ipynb #7a4a9124
 @dataclass
@@ -198,7 +257,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU (JAX always compiles; PyTorch is eager)
-    devices: int = 1                 # data-parallel devices (JAX); batch_size is per device, the global batch
+    devices: int = 1                 # data-parallel devices (chapter 5); batch_size is per device, the global batch
                                      # batch_size × devices
 
     def __post_init__(self):
@@ -293,6 +352,7 @@ class GANTrainer(Trainer):
                  g_gradient_scale: Callable | None = None):
         images, labels = _training_set(generator, discriminator, images, labels)
         super().__init__(images, config or TrainConfig(), run_dir, labels)
+        check_built_for(self.distribution, {"generator": generator, "discriminator": discriminator})
         self.generator, self.discriminator = generator, discriminator
         self.conditional = is_conditional(generator)
         self.latent_dim = latent_dim_of(generator)
@@ -348,7 +408,8 @@ def _train_step(self: GANTrainer, data):
     augment = (lambda x: diff_augment(x, c.augment, seed=seed, p=p)) if c.augment else (lambda x: x)
     real, y_real = self._real_batch(data)
     z = split_batch(keras.random.normal((b, self.latent_dim), seed=seed), self.distribution)
-    y_fake = keras.random.randint((b,), 0, self.num_classes, seed=seed) if self.conditional else None
+    y_fake = (split_batch(keras.random.randint((b,), 0, self.num_classes, seed=seed), self.distribution)
+              if self.conditional else None)
 
     def d_loss_fn():
         fake = ops.stop_gradient(G(g_in(z, y_fake), training=True))   # the D step must not move G
@@ -371,8 +432,8 @@ def _train_step(self: GANTrainer, data):
     d_loss, (real_logit, fake_logit, penalty, real_sign), d_grads = value_and_grad(d_loss_fn, self.d_variables)
     self.d_optimizer.apply(d_grads, self.d_variables)
     if c.ada_target:  # ADA's controller: augment more while D is surer of the reals than the target, else less
-        self.augment_p.assign(ops.clip(self.augment_p + ops.sign(real_sign - c.ada_target) * (b / c.ada_images),
-                                       0.0, 1.0))
+        step = ops.sign(mean_over_devices(real_sign) - c.ada_target) * (b / c.ada_images)
+        self.augment_p.assign(ops.clip(self.augment_p + step, 0.0, 1.0))
 
     z = split_batch(keras.random.normal((b, self.latent_dim), seed=seed), self.distribution)   # fresh, for the G step
     def g_loss_fn():
@@ -405,7 +466,31 @@ def _compiled(self: Trainer) -> Callable:
         variables = [v for vs in self.state_variables.values() for v in vs]
         self._run = compile_steps(self._train_step, variables, self.config.steps_per_call, self.config.jit_compile,
                                   self.distribution)
+        if self.distribution is not None and _backend() == "tensorflow":
+            self._run = batchnorm_over_devices(self._run, self.checkpoint_models.values())
     return self._run
+
+def _batchnorms(model) -> list:
+    "Every BatchNormalization layer in `model`, nested models included."
+    found = []
+    for layer in getattr(model, "layers", []):
+        found += [layer] if isinstance(layer, keras.layers.BatchNormalization) else _batchnorms(layer)
+    return found
+
+def batchnorm_over_devices(run: Callable, models) -> Callable:
+    """`run` with every BatchNorm layer of `models` normalising by the mean and variance of the whole batch, over all
+    devices (TensorFlow's `synchronized=True`, set during each call, so also while it is traced): what one device
+    computes, and what JAX's compiled step does by itself. Saved models keep `synchronized=False`: they load anywhere."""
+    layers = [layer for model in models for layer in _batchnorms(model)]
+    def synchronized_run(data):
+        for layer in layers:
+            layer.synchronized = True
+        try:
+            return run(data)
+        finally:
+            for layer in layers:
+                layer.synchronized = False
+    return synchronized_run
 
 @patch
 def _data_args(self: Trainer):

@@ -18,14 +18,14 @@ import numpy as np
 from keras import ops
 
 from .augment import POLICY, parse_policy
-from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
+from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file, whole_batch
 from .data import ImageSet, ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
 from .models import (
     block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
     load_model_file, num_label_classes)
 from .runs import check_new_run, read_run_record, resume_options, start_run
-from .train import GANTrainer, TrainConfig, over_devices, value_and_grad
+from .train import GANTrainer, TrainConfig, devices_scope, over_devices, value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'source_files',
@@ -306,6 +306,7 @@ class CDC(TransferMethod):
         source_blocks, target_blocks = block_outputs(source, "g"), block_outputs(generator, "g")
         strength = self.strength
         def penalty(z):
+            z = whole_batch(z)           # on several TensorFlow devices: every pair of the global batch, as on one
             s = [ops.stop_gradient(f) for f in source_blocks(z, training=False)]
             return strength * distance_consistency(s, target_blocks(z, training=False))
         return TransferSetup(generator, discriminator, g_penalty=penalty)
@@ -438,7 +439,7 @@ def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetun
 
     With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or `resume` (True: the
     latest checkpoint; or a checkpoint folder) of the same run. `run_options` are recorded in `run.json` too.
-    `devices` splits each batch over that many devices (JAX, chapter 5): the same run, on any number of them."""
+    `devices` splits each batch over that many devices (JAX or TensorFlow, chapter 5): the same run, on any number."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if resume and run_dir is None:
         raise ValueError("resume continues the run in run_dir: pass run_dir too")
@@ -446,6 +447,7 @@ def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetun
         check_new_run(run_dir, overwrite)
     policy, ada_target = augment_setting(augment)
     config = over_devices(_transfer_config(config, steps, seed, policy, ada_target), devices)
+    on_devices = devices_scope(devices)                 # refused by name before anything is loaded or written
     method = get_method(method, **options)
     g_source, d_source = load_source(source)
     data = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes")   # a folder is resized
@@ -458,9 +460,10 @@ def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetun
     if resume:
         resume_options(run_dir, "finetune", identity, renamed={"augment": {"": "none"}})   # "": before 2026-12-01
     set_seed(seed)
-    setup = method.setup(copy_model(g_source), copy_model(d_source))
-    trainer = GANTrainer(setup.generator, setup.discriminator, data, config, run_dir=run_dir,
-                         g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
+    with on_devices:                                    # TensorFlow: a copy of each variable per device
+        setup = method.setup(copy_model(g_source), copy_model(d_source))
+        trainer = GANTrainer(setup.generator, setup.discriminator, data, config, run_dir=run_dir, g_penalty=setup.g_penalty,
+                             d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.method = method
     if resume:
         trainer.restore(None if resume is True else resume)

@@ -15,10 +15,10 @@ from keras import layers, ops
 
 from fastcore.basics import patch
 
-from .core import check_number
+from .core import check_number, per_image_random
 from .data import DeviceImages, as_image_set
 from .models import PRESETS, build_generator, conv_blocks, image_shape_of, latent_dim_of
-from .train import Trainer, generate_images, split_batch, value_and_grad
+from .train import Trainer, check_built_for, generate_images, split_batch, value_and_grad
 
 # %% auto #0
 __all__ = ['BIN', 'LOG_2PI', 'VAE_METRICS', 'VAE_PANELS', 'INITIAL_LOG_SCALE', 'build_encoder', 'build_decoder', 'build_vae',
@@ -72,7 +72,7 @@ def check_vae(encoder: keras.Model, decoder: keras.Model) -> None:
 # %% ../nbs/15_vae.ipynb #c254896e
 def reparameterize(mean, log_var, seed):
     "A sample `z = mean + σ·ε` of q(z|x), ε ~ N(0, I): random, yet differentiable in mean and log_var."
-    return mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean), seed=seed)
+    return mean + ops.exp(0.5 * log_var) * per_image_random(lambda s: keras.random.normal(s, seed=seed), ops.shape(mean))
 
 # %% ../nbs/15_vae.ipynb #93c0d831
 def kl_per_dim(mean, log_var):
@@ -85,7 +85,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 def dequantize(x, seed):
     "Spread each pixel uniformly over its grey level's bin (`BIN` wide), so a density on images bounds their probability."
-    return x + keras.random.uniform(ops.shape(x), 0.0, BIN, seed=seed)
+    return x + per_image_random(lambda s: keras.random.uniform(s, 0.0, BIN, seed=seed), ops.shape(x))
 
 # %% ../nbs/15_vae.ipynb #e358497f
 def log_likelihood(x, mean, log_scale):
@@ -117,7 +117,7 @@ class VAEConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU
-    devices: int = 1                 # data-parallel devices (JAX, chapter 5); batch_size is per device
+    devices: int = 1                 # data-parallel devices (JAX or TensorFlow, chapter 5); batch_size is per device
 
     def __post_init__(self):
         "Refuse, by name, every value that cannot work (a `BadValue` before anything is built or written)."
@@ -147,6 +147,7 @@ class VAETrainer(Trainer):
         check_vae(encoder, decoder)
         images = as_image_set(images, image_shape_of(decoder), "images", "the decoder makes").images
         super().__init__(images, config or VAEConfig(), run_dir)
+        check_built_for(self.distribution, {"encoder": encoder, "decoder": decoder})
         self.encoder, self.decoder = encoder, decoder
         self.latent_dim = latent_dim_of(decoder)
         self.log_scale = keras.Variable(log_scale, dtype="float32", name="log_scale")

@@ -24,7 +24,7 @@ from .fewshot import (FIELDS, KEPT, TARGETS, _resolve_targets, read_results, res
 from .judge import ASSETS, read_manifest, update_manifest
 from .models import copy_model, image_shape_of, latent_dim_of, load_model_file
 from .runs import check_new_run, read_run_record, resume_options
-from .train import over_devices
+from .train import devices_scope, over_devices
 from .transfer import REPLACED_FIELDS, SOURCE_PREFIX, shipped_sources, source_files
 from .vae import INITIAL_LOG_SCALE, VAEConfig, VAETrainer, check_vae, evaluate_vae
 
@@ -156,7 +156,7 @@ def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps
     """Adapt a pretrained VAE (`load_vae_source`'s kinds) to `target` images with one of `VAE_METHODS`; returns the
     trained `VAETrainer`. With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or
     `resume` (True: the latest checkpoint; or a checkpoint folder) of the same run. `devices` splits each batch over
-    that many devices (JAX, chapter 5)."""
+    that many devices (JAX or TensorFlow, chapter 5)."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if method not in VAE_METHODS:
         raise ValueError(f"unknown VAE transfer method {method!r}; choose one of {', '.join(VAE_METHODS)}")
@@ -166,6 +166,7 @@ def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps
         check_new_run(run_dir, overwrite)
     m, src = VAE_METHODS[method], load_vae_source(source)
     config = over_devices(_vae_transfer_config(config, steps, seed), devices)
+    on_devices = devices_scope(devices)                 # refused by name before anything is written
     data = as_image_set(target, image_shape_of(src.decoder), "target", "the source decoder makes")
     identity = dict(method=method, seed=seed, target_images=len(data), target_sha256=sha256_arrays([data.images]),
                     source_sha256=sha256_arrays(src.encoder.get_weights() + src.decoder.get_weights()
@@ -173,11 +174,12 @@ def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps
     if resume:
         resume_options(run_dir, "finetune-vae", identity)
     set_seed(seed)
-    encoder = copy_model(src.encoder) if m.encoder_from_source else keras.models.clone_model(src.encoder)
-    decoder = copy_model(src.decoder) if m.decoder_from_source else keras.models.clone_model(src.decoder)
-    trainer = VAETrainer(encoder, decoder, data, config, run_dir,
-                         train_variables=None if m.train_encoder else decoder.trainable_variables,
-                         log_scale=src.log_scale if m.decoder_from_source else INITIAL_LOG_SCALE)
+    with on_devices:                                    # TensorFlow: a copy of each variable per device
+        encoder = copy_model(src.encoder) if m.encoder_from_source else keras.models.clone_model(src.encoder)
+        decoder = copy_model(src.decoder) if m.decoder_from_source else keras.models.clone_model(src.decoder)
+        trainer = VAETrainer(encoder, decoder, data, config, run_dir,
+                             train_variables=None if m.train_encoder else decoder.trainable_variables,
+                             log_scale=src.log_scale if m.decoder_from_source else INITIAL_LOG_SCALE)
     trainer.method = m
     if resume:
         trainer.restore(None if resume is True else resume)

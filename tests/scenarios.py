@@ -3,16 +3,23 @@
 Usage: python tests/scenarios.py NAME OUT_DIR   — writes OUT_DIR/NAME.json (and files) for the test to check.
 """
 import json
+import os
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 from keras import ops
+
+if keras.backend.backend() == "tensorflow" and os.environ.get("TF_CPU_DEVICES"):   # TensorFlow's XLA_FLAGS: N CPUs
+    import tensorflow as tf
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * int(os.environ["TF_CPU_DEVICES"]))
 
 from gan_tl_course.core import set_seed
 from gan_tl_course.data import load_fashion_mnist
 from gan_tl_course.models import build_gan
-from gan_tl_course.train import GANTrainer, TrainConfig, generate_images
+from gan_tl_course.train import GANTrainer, TrainConfig, devices_scope, generate_images
 
 WIDTH, BATCH, N_IMAGES = 8, 16, 256
 
@@ -218,8 +225,8 @@ def vae_transfer(out: Path) -> dict:
 
 
 def data_parallel(out: Path) -> dict:
-    """JAX on 2 simulated CPU devices: 1 device at batch 16 against 2 devices at 8 each (GAN and VAE), and a
-    checkpoint written on 2 devices resumed on 1 and the reverse, against the straight runs."""
+    """2 simulated CPU devices (JAX or TensorFlow): 1 device at batch 16 against 2 devices at 8 each (GAN and VAE),
+    and a checkpoint written on 2 devices resumed on 1 and the reverse, against the straight runs."""
     from gan_tl_course.runs import RunConflict
     from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
 
@@ -227,12 +234,14 @@ def data_parallel(out: Path) -> dict:
         set_seed(0)
         config = TrainConfig(batch_size=batch // devices, devices=devices, steps_per_call=10, checkpoint_every=10,
                              sample_every=1000, r1_gamma=0.1, augment="color,translation,cutout", ada_target=0.6)
-        return GANTrainer(*build_gan("dcgan28", width=WIDTH), images(), config, run_dir=run_dir)
+        with devices_scope(devices):
+            return GANTrainer(*build_gan("dcgan28", width=WIDTH), images(), config, run_dir=run_dir)
 
     def vae(devices: int) -> VAETrainer:
         set_seed(0)
         config = VAEConfig(batch_size=16 // devices, devices=devices, steps_per_call=10)
-        return VAETrainer(*build_vae("dcgan28", width=WIDTH, latent_dim=16), images(), config)
+        with devices_scope(devices):
+            return VAETrainer(*build_vae("dcgan28", width=WIDTH, latent_dim=16), images(), config)
 
     state = lambda t: numpy_vars(t.generator.variables + t.discriminator.variables + t.ema_generator.variables)
     biggest_diff = lambda a, b: max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
@@ -253,25 +262,40 @@ def data_parallel(out: Path) -> dict:
         refusal = ""
     except RunConflict as e:
         refusal = str(e)
+    try:                                  # models built outside devices_scope, the trainer inside (TensorFlow refuses)
+        outside = build_gan("dcgan28", width=WIDTH)
+        with devices_scope(2):
+            GANTrainer(*outside, images(), TrainConfig(batch_size=8, devices=2))
+        built_outside = ""
+    except ValueError as e:
+        built_outside = str(e)
+    from gan_tl_course.transfer import fine_tune          # CDC compares every pair of the batch: on any devices
+    cdc = {n: fine_tune("fashion28", images()[:10], "cdc", steps=10, devices=n, progress=False).history
+           for n in (1, 2)}
     moving = lambda t: [ops.convert_to_numpy(v) for v in t.generator.variables if "moving" in v.path]
+    placement = lambda v: str(v.value.sharding if keras.backend.backend() == "jax" else v.value)   # where it lives
     return dict(
         losses={n: [[h["d_loss"], h["g_loss"], h["augment_p"]] for h in t.history] for n, t in straight.items()},
         vae_losses={n: [h["loss"] for h in t.history] for n, t in vaes.items()},
         weight_diff=biggest_diff(state(straight[1]), state(straight[2])),
         bn_diff=biggest_diff(moving(straight[1]), moving(straight[2])),
         vae_weight_diff=biggest_diff(numpy_vars(vaes[1].decoder.variables), numpy_vars(vaes[2].decoder.variables)),
-        resumed=resumed, refusal=refusal,
-        sharding=str(straight[2].generator.variables[0].value.sharding),
+        resumed=resumed, refusal=refusal, built_outside=built_outside,
+        cdc_losses={n: [[h["g_loss"], h["d_loss"]] for h in history] for n, history in cdc.items()},
+        placement=placement(straight[2].generator.variables[0]),
         global_batch=straight[2].batch_size)
 
 
 def refuse_devices(out: Path) -> dict:
-    "What `devices=2` says on this backend."
-    try:
-        make_trainer(devices=2)
-        return dict(message="")
-    except ValueError as e:
-        return dict(message=str(e))
+    "What `devices=2` says on this backend: a trainer built outside `devices_scope`, and `devices_scope` itself."
+    said = {}
+    for name, attempt in (("trainer", lambda: make_trainer(devices=2)), ("scope", lambda: devices_scope(2))):
+        try:
+            attempt()
+            said[name] = ""
+        except ValueError as e:
+            said[name] = str(e)
+    return said
 
 
 def cli_devices(out: Path) -> dict:
@@ -296,6 +320,8 @@ def cli_devices(out: Path) -> dict:
     return dict(codes=codes, said=said.getvalue(), diff=diff(out / "two", out / "one"),
                 rows=len((out / "two" / "history.csv").read_text().splitlines()),
                 tuned_diff=diff(out / "tuned_two", out / "tuned_one", "ema_generator"), refusal=errors.getvalue(),
+                tuned_first_step={run: (out / run / "history.csv").read_text().splitlines()[1].split(",")[1:3]
+                                  for run in ("tuned_two", "tuned_one")},
                 tuned_three_exists=(out / "tuned_three").exists())
 
 
