@@ -921,9 +921,9 @@ def main(argv: list[str] | None = None) -> int:
     args.given = _given(parser, args.command, argv)
     args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
-        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):   # one process of several hosts (chapter 5)
-            import keras
-            keras.distribution.initialize()
+        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or os.environ.get("TF_CONFIG"):
+            from gan_tl_course.train import join_hosts
+            join_hosts()                                # one process of a run across machines (chapter 5)
         return args.func(args)
     except BadValue as e:
         message = e.named(_option(e.name))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,8 +28,8 @@ from .runs import save_state, start_run, state_values, write_scalars
 
 # %% auto #0
 __all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'devices_scope',
-           'replicate', 'split_batch', 'check_built_for', 'TrainConfig', 'global_batch', 'over_devices', 'Trainer',
-           'GANTrainer', 'batchnorm_over_devices', 'generate_images', 'plot_history']
+           'join_hosts', 'replicate', 'split_batch', 'check_built_for', 'TrainConfig', 'global_batch', 'over_devices',
+           'Trainer', 'GANTrainer', 'batchnorm_over_devices', 'generate_images', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
@@ -180,8 +181,9 @@ def data_parallel(devices: int):
 
 def devices_scope(devices: int):
     """Where to build the models and the trainer of a run on `devices` devices: on TensorFlow the scope of a
-    `tf.distribute.MirroredStrategy` over the first `devices` GPUs (or CPUs), which gives every variable built in it a
-    copy on each device; elsewhere nothing is needed (a null context, once `data_parallel` accepts `devices`)."""
+    `tf.distribute.MirroredStrategy` over the first `devices` GPUs (or CPUs) — or, across machines, of `join_hosts`'
+    `MultiWorkerMirroredStrategy` — which gives every variable built in it a copy on each device; elsewhere nothing is
+    needed (a null context, once `data_parallel` accepts `devices`)."""
     check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
     if devices == 1 or _backend() != "tensorflow":
         data_parallel(devices)
@@ -189,6 +191,12 @@ def devices_scope(devices: int):
     import tensorflow as tf
     if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync == devices:
         return contextlib.nullcontext()             # already inside one (e.g. fine_tune called in a devices_scope)
+    if os.environ.get("TF_CONFIG"):                 # one process of a run across machines (`join_hosts`)
+        strategy = _across_hosts()
+        if strategy.num_replicas_in_sync != devices:
+            raise ValueError(f"devices={devices}, but the machines of TF_CONFIG hold {strategy.num_replicas_in_sync} "
+                             "devices in all; a run across machines trains on all of them")
+        return strategy.scope()
     found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if len(found) < devices:
         raise ValueError(f"devices={devices}, but TensorFlow sees {len(found)}: {[d.name for d in found]}. On a CPU, "
@@ -203,14 +211,29 @@ def _mirrored(devices: tuple[str, ...]):
     import tensorflow as tf
     return tf.distribute.MirroredStrategy(list(devices))
 
+@functools.cache
+def _across_hosts():
+    "The process's `MultiWorkerMirroredStrategy`, from `TF_CONFIG`: every device of every machine in it."
+    import tensorflow as tf
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+def join_hosts() -> None:
+    """Join the other processes of a run across machines where the environment describes one: on JAX
+    `keras.distribution.initialize()` from `KERAS_DISTRIBUTION_*`, on TensorFlow a `MultiWorkerMirroredStrategy` from
+    `TF_CONFIG` (which `devices_scope` then uses). Call it first, before anything runs on a device; `gan-tl` does."""
+    backend = _backend()
+    if backend == "jax" and os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        keras.distribution.initialize()
+    elif backend == "tensorflow" and os.environ.get("TF_CONFIG"):
+        _across_hosts()
+
 def replicate(x, distribution=None):
     "`x` on every device of `distribution` (weights, optimizer state, the training images); `x` itself without one."
     if distribution is None:
         return x
-    if _backend() == "tensorflow":                  # a mirrored variable: a copy on each device, read where it runs
+    if _backend() == "tensorflow":                  # a copy made on each device, which `strategy.run` hands it
         import tensorflow as tf
-        with distribution.scope():
-            return tf.Variable(x, trainable=False)
+        return distribution.experimental_distribute_values_from_function(lambda _: tf.identity(x))
     return keras.distribution.distribute_tensor(x, keras.distribution.TensorLayout([None] * len(x.shape),
                                                                                   distribution.device_mesh))
 
@@ -307,8 +330,8 @@ class Trainer:
         self.distribution = data_parallel(config.devices)     # None on one device
         self.batch_size = config.batch_size * config.devices  # the global batch, drawn in each step
         self.data = DeviceImages(images)
-        self.data.tensor = replicate(self.data.tensor, self.distribution)
-        self.labels = None if labels is None else replicate(ops.convert_to_tensor(labels), self.distribution)
+        labels = ops.zeros((1,), "int32") if labels is None else ops.convert_to_tensor(labels)   # none: a placeholder
+        self.step_data = (replicate(self.data.tensor, self.distribution), replicate(labels, self.distribution))
         self.seed = keras.random.SeedGenerator(config.seed, name="trainer_seed")
         self.history: list[dict] = []
         self._run = None
@@ -432,8 +455,8 @@ def _train_step(self: GANTrainer, data):
     d_loss, (real_logit, fake_logit, penalty, real_sign), d_grads = value_and_grad(d_loss_fn, self.d_variables)
     self.d_optimizer.apply(d_grads, self.d_variables)
     if c.ada_target:  # ADA's controller: augment more while D is surer of the reals than the target, else less
-        step = ops.sign(mean_over_devices(real_sign) - c.ada_target) * (b / c.ada_images)
-        self.augment_p.assign(ops.clip(self.augment_p + step, 0.0, 1.0))
+        change = ops.sign(mean_over_devices(real_sign) - c.ada_target) * (b / c.ada_images)
+        self.augment_p.assign(ops.clip(self.augment_p + change, 0.0, 1.0))
 
     z = split_batch(keras.random.normal((b, self.latent_dim), seed=seed), self.distribution)   # fresh, for the G step
     def g_loss_fn():
@@ -494,8 +517,8 @@ def batchnorm_over_devices(run: Callable, models) -> Callable:
 
 @patch
 def _data_args(self: Trainer):
-    labels = self.labels if self.labels is not None else ops.zeros((1,), "int32")
-    return (self.data.tensor, labels)
+    "What each compiled call draws its batches from: the images and labels, on every device."
+    return self.step_data
 
 @patch
 def train_calls(self: Trainer, calls: int = 1) -> np.ndarray:

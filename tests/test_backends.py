@@ -238,27 +238,45 @@ def test_cli_devices_resume_keeps_the_global_batch(tmp_path, backend):
     assert not r["tuned_three_exists"], "a refused run must write nothing"
 
 
-def test_two_processes_train_what_one_process_trains(tmp_path):
-    """Multi-host, on one machine: two `gan-tl pretrain --devices 2` processes, one CPU device each, joined by
-    `keras.distribution.initialize` from KERAS_DISTRIBUTION_* (JAX, gloo collectives), train what one process trains
-    at the same global batch; each writes its own run folder, and the two are identical."""
+def free_ports(n: int) -> list[int]:
+    "`n` free TCP ports on this machine."
     import socket
-    with socket.socket() as s:                         # a free port on this machine for the coordinator
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def joined_env(backend: str, process: int, ports: list[int]) -> dict:
+    """Process `process` of a 2-process run on this machine: JAX joined by `keras.distribution.initialize` from
+    KERAS_DISTRIBUTION_* (gloo collectives on CPU); TensorFlow by a MultiWorkerMirroredStrategy from TF_CONFIG."""
+    if backend == "jax":
+        return {"JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo", "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{ports[0]}",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": str(process)}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": process}})}
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_two_processes_train_what_one_process_trains(tmp_path, backend):
+    """Multi-host, on one machine: two `gan-tl pretrain --devices 2` processes, one CPU device each, joined by the
+    backend's multi-process engine (`joined_env`), train what one process trains at the same global batch; each writes
+    its own run folder, and the two are identical."""
     small = ["--steps", "20", "--limit", "256", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000",
              "--quiet"]
     gan_tl = [sys.executable, "-c", "import sys; from gan_tl_course.cli import main; sys.exit(main())", "pretrain"]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu",
-           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo", "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
-           "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    alone = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    ports = free_ports(2)
     hosts = [subprocess.Popen([*gan_tl, "--devices", "2", "--batch", "8", "--out", str(tmp_path / f"host{i}"), *small],
-                              env={**env, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
+                              env={**alone, **joined_env(backend, i, ports)}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     said = [h.communicate(timeout=300)[0] for h in hosts]
     assert [h.returncode for h in hosts] == [0, 0], said
     assert all("training on 2 devices: global batch 16 (8 per device)" in s for s in said), said
-    alone = {k: v for k, v in env.items() if not k.startswith("KERAS_DISTRIBUTION")}
     done = subprocess.run([*gan_tl, "--batch", "16", "--out", str(tmp_path / "one"), *small], env=alone,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
