@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -921,9 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     args.given = _given(parser, args.command, argv)
     args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
-        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or os.environ.get("TF_CONFIG"):
-            from gan_tl_course.train import join_hosts
-            join_hosts()                                # one process of a run across machines (chapter 5)
+        from gan_tl_course.train import join_hosts
+        join_hosts()                                    # one process of a run across machines, if the environment says so
         return args.func(args)
     except BadValue as e:
         message = e.named(_option(e.name))

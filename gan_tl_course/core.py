@@ -11,6 +11,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -67,7 +68,7 @@ def device_share() -> tuple[int, int]:
         return 0, 1
     return context.replica_id_in_sync_group, context.num_replicas_in_sync
 
-def own_rows(x):
+def own_rows(x: "Tensor") -> "Tensor":
     "This device's rows of `x`, a tensor drawn for the whole batch (`device_share`); `x` itself on one device."
     index, count = device_share()
     if count == 1:
@@ -75,20 +76,20 @@ def own_rows(x):
     rows = keras.ops.shape(x)[0] // count
     return x[index * rows:(index + 1) * rows]
 
-def per_image_random(draw, shape: tuple):
+def per_image_random(draw: Callable[[tuple], "Tensor"], shape: tuple) -> "Tensor":
     """`draw(shape)` for this device's `shape[0]` images: drawn for the whole batch and cut to this device's rows
     (`own_rows`), so that N devices draw what one device draws."""
     count = device_share()[1]
     return own_rows(draw((shape[0] * count, *shape[1:])))
 
-def mean_over_devices(x):
+def mean_over_devices(x: "Tensor") -> "Tensor":
     "The mean of `x` over the devices sharing the batch (an all-reduce inside TensorFlow's `strategy.run`); `x` elsewhere."
     if device_share()[1] == 1:
         return x
     import tensorflow as tf
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, x)
 
-def whole_batch(x):
+def whole_batch(x: "Tensor") -> "Tensor":
     """Every device's rows of `x`, in order (an all-gather inside TensorFlow's `strategy.run`); `x` elsewhere. For a loss
     that compares images across the batch (CDC, chapter 8): each device then computes it on the whole batch."""
     if device_share()[1] == 1:

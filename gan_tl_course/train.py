@@ -10,7 +10,7 @@ import functools
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -27,23 +27,26 @@ from .runs import NonFiniteLossError, checkpoint_for, find_checkpoint, load_stat
 from .runs import save_state, start_run, state_values, write_scalars
 
 # %% auto #0
-__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'input_gradient', 'compile_steps', 'data_parallel', 'devices_scope',
-           'join_hosts', 'replicate', 'split_batch', 'check_built_for', 'TrainConfig', 'global_batch', 'over_devices',
-           'Trainer', 'GANTrainer', 'batchnorm_over_devices', 'generate_images', 'plot_history']
+__all__ = ['METRICS', 'GAN_PANELS', 'value_and_grad', 'first_copy', 'input_gradient', 'compile_steps', 'data_parallel',
+           'devices_scope', 'join_hosts', 'replicate', 'split_batch', 'check_built_for', 'TrainConfig', 'global_batch',
+           'over_devices', 'Trainer', 'GANTrainer', 'batchnorm_over_devices', 'generate_images', 'plot_history']
 
 # %% ../nbs/05_train.ipynb #6c87050e
 def _backend() -> str:
     return keras.backend.backend()
 
 def value_and_grad(loss_fn: Callable[[], tuple], variables: list) -> tuple:
-    "Run `loss_fn() -> (loss, aux)` and return `(loss, aux, grads)`: gradients of `loss` w.r.t. `variables`."
+    """Run `loss_fn() -> (loss, aux)` and return `(loss, aux, grads)`: gradients of `loss` w.r.t. `variables`. Inside
+    TensorFlow's `strategy.run` on N devices they are the gradients of `loss / N`, whose sum over the devices (what the
+    optimizer applies) is the gradient of the mean over the global batch."""
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()
-            # on several devices each `loss` is the mean over a device's share, and the optimizer sums the gradients
             share = loss / device_share()[1]
+        if tf.distribute.in_cross_replica_context():   # an eager call on models built in `devices_scope` (EWC's Fisher)
+            variables = [first_copy(v) for v in variables]   # differentiate the copy an eager call reads
         return loss, aux, tape.gradient(share, variables)
     if backend == "torch":
         import torch
@@ -53,6 +56,12 @@ def value_and_grad(loss_fn: Callable[[], tuple], variables: list) -> tuple:
     if backend == "jax":
         return _jax_value_and_grad(loss_fn, variables)
     raise NotImplementedError(f"backend {backend!r} is not supported; use tensorflow, jax or torch")
+
+def first_copy(variable):
+    "The copy of a TensorFlow variable that calls outside `strategy.run` read (the first device's); `variable` if it has one."
+    import tensorflow as tf
+    value = variable.value if isinstance(variable, keras.Variable) else variable
+    return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else variable
 
 def _jax_value_and_grad(loss_fn, variables):
     import jax
@@ -111,8 +120,8 @@ def compile_steps(step: Callable, variables: list, k: int, jit_compile: bool | N
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
-        if jit_compile is None:
-            jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        if jit_compile is None:               # XLA on a GPU, but not across devices (nor does Keras' `fit`)
+            jit_compile = distribution is None and bool(tf.config.list_physical_devices("GPU"))
         def one_step(data):            # on several devices each runs the step on its share; the metrics are averaged
             if distribution is None:
                 return step(data)
@@ -152,11 +161,12 @@ def _jax_compile_steps(step, variables, k, distribution=None):
     return run
 
 # %% ../nbs/05_train.ipynb #bdf2e8b1
-def data_parallel(devices: int):
+def data_parallel(devices: int, jit_compile: bool | None = None):
     """How a run on `devices` devices is distributed, or None for one: on JAX Keras' `DataParallel` over the first
     `devices` devices (`keras.distribution.list_devices()`); on TensorFlow the `MirroredStrategy` of the
     `devices_scope` the trainer is built in. Refused by name where it cannot work: PyTorch (Keras does not distribute
-    it), a TensorFlow trainer built outside `devices_scope(devices)`, or fewer devices than asked for."""
+    it), a TensorFlow trainer built outside `devices_scope(devices)` or asked for XLA (`jit_compile=True`), or fewer
+    devices than asked for."""
     check_number("devices", devices, 1, integer=True, hint="how many devices share each batch")
     if devices == 1:
         return None
@@ -171,6 +181,9 @@ def data_parallel(devices: int):
             raise ValueError(f"devices={devices}: on TensorFlow, build the models and the trainer inside `with "
                              f"devices_scope({devices}):` (a tf.distribute.MirroredStrategy), so that every device "
                              "holds a copy of each variable")
+        if jit_compile:
+            raise ValueError(f"devices={devices} with jit_compile=True: XLA cannot compile a step that spans "
+                             "TensorFlow devices; leave jit_compile=None (XLA on one GPU only) or use devices=1")
         return tf.distribute.get_strategy()
     found = keras.distribution.list_devices()
     if len(found) < devices:
@@ -179,7 +192,7 @@ def data_parallel(devices: int):
     mesh = keras.distribution.DeviceMesh((devices,), ["batch"], found[:devices])
     return keras.distribution.DataParallel(device_mesh=mesh)
 
-def devices_scope(devices: int):
+def devices_scope(devices: int) -> contextlib.AbstractContextManager:
     """Where to build the models and the trainer of a run on `devices` devices: on TensorFlow the scope of a
     `tf.distribute.MirroredStrategy` over the first `devices` GPUs (or CPUs) — or, across machines, of `join_hosts`'
     `MultiWorkerMirroredStrategy` — which gives every variable built in it a copy on each device; elsewhere nothing is
@@ -192,11 +205,14 @@ def devices_scope(devices: int):
     if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync == devices:
         return contextlib.nullcontext()             # already inside one (e.g. fine_tune called in a devices_scope)
     if os.environ.get("TF_CONFIG"):                 # one process of a run across machines (`join_hosts`)
-        strategy = _across_hosts()
-        if strategy.num_replicas_in_sync != devices:
-            raise ValueError(f"devices={devices}, but the machines of TF_CONFIG hold {strategy.num_replicas_in_sync} "
-                             "devices in all; a run across machines trains on all of them")
-        return strategy.scope()
+        if _across_hosts.cache_info().currsize == 0:
+            raise ValueError("TF_CONFIG describes a run across machines: call join_hosts() first, before anything "
+                             "runs on a device (gan-tl does), or unset TF_CONFIG to train on this machine alone")
+        total = _across_hosts().num_replicas_in_sync
+        if total != devices:
+            raise ValueError(f"devices={devices}, but the machines of TF_CONFIG hold {total} devices in all; a run "
+                             f"across machines trains on all of them: pass devices={total}")
+        return _across_hosts().scope()
     found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if len(found) < devices:
         raise ValueError(f"devices={devices}, but TensorFlow sees {len(found)}: {[d.name for d in found]}. On a CPU, "
@@ -206,13 +222,13 @@ def devices_scope(devices: int):
     return _mirrored(tuple(d.name for d in found[:devices])).scope()
 
 @functools.cache
-def _mirrored(devices: tuple[str, ...]):
+def _mirrored(devices: tuple[str, ...]) -> "tf.distribute.MirroredStrategy":
     "One `MirroredStrategy` per set of devices for the whole process: two would share TensorFlow's collective-op keys."
     import tensorflow as tf
     return tf.distribute.MirroredStrategy(list(devices))
 
 @functools.cache
-def _across_hosts():
+def _across_hosts() -> "tf.distribute.MultiWorkerMirroredStrategy":
     "The process's `MultiWorkerMirroredStrategy`, from `TF_CONFIG`: every device of every machine in it."
     import tensorflow as tf
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -221,19 +237,31 @@ def join_hosts() -> None:
     """Join the other processes of a run across machines where the environment describes one: on JAX
     `keras.distribution.initialize()` from `KERAS_DISTRIBUTION_*`, on TensorFlow a `MultiWorkerMirroredStrategy` from
     `TF_CONFIG` (which `devices_scope` then uses). Call it first, before anything runs on a device; `gan-tl` does."""
-    backend = _backend()
-    if backend == "jax" and os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+    backend, jax_cluster, tf_cluster = _backend(), "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ, "TF_CONFIG" in os.environ
+    if backend == "torch" and (jax_cluster or tf_cluster):
+        raise ValueError("Keras does not distribute training on the PyTorch backend: a run across machines needs "
+                         "KERAS_BACKEND=jax (KERAS_DISTRIBUTION_*) or KERAS_BACKEND=tensorflow (TF_CONFIG)")
+    if backend == "jax" and tf_cluster and not jax_cluster:
+        raise ValueError("TF_CONFIG describes a TensorFlow cluster; on JAX set KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+                         "_NUM_PROCESSES and _PROCESS_ID, or KERAS_BACKEND=tensorflow")
+    if backend == "tensorflow" and jax_cluster and not tf_cluster:
+        raise ValueError("KERAS_DISTRIBUTION_* describe a JAX cluster; on TensorFlow set TF_CONFIG, or KERAS_BACKEND=jax")
+    if backend == "jax" and jax_cluster:
         keras.distribution.initialize()
-    elif backend == "tensorflow" and os.environ.get("TF_CONFIG"):
+    elif backend == "tensorflow" and tf_cluster:
         _across_hosts()
 
 def replicate(x, distribution=None):
     "`x` on every device of `distribution` (weights, optimizer state, the training images); `x` itself without one."
     if distribution is None:
         return x
-    if _backend() == "tensorflow":                  # a copy made on each device, which `strategy.run` hands it
+    if _backend() == "tensorflow":                  # a copy on each of this machine's devices, for `strategy.run`
         import tensorflow as tf
-        return distribution.experimental_distribute_values_from_function(lambda _: tf.identity(x))
+        local = distribution.extended.worker_devices      # replica i of a machine runs on local[i % len(local)]
+        def on_its_device(context) -> tf.Tensor:
+            with tf.device(local[context.replica_id_in_sync_group % len(local)]):
+                return tf.identity(x)
+        return distribution.experimental_distribute_values_from_function(on_its_device)
     return keras.distribution.distribute_tensor(x, keras.distribution.TensorLayout([None] * len(x.shape),
                                                                                   distribution.device_mesh))
 
@@ -246,7 +274,7 @@ def split_batch(x, distribution=None):
         return own_rows(x)
     return keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
 
-def check_built_for(distribution, models: dict[str, keras.Model]) -> None:
+def check_built_for(distribution: object | None, models: dict[str, keras.Model]) -> None:
     "Refuse, by name, models built outside the TensorFlow `devices_scope` of `distribution` (nothing to check elsewhere)."
     if distribution is None or _backend() != "tensorflow":
         return
@@ -327,7 +355,7 @@ class Trainer:
     def __init__(self, images: np.ndarray, config, run_dir: str | Path | None = None, labels: np.ndarray | None = None):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
-        self.distribution = data_parallel(config.devices)     # None on one device
+        self.distribution = data_parallel(config.devices, config.jit_compile)   # None on one device
         self.batch_size = config.batch_size * config.devices  # the global batch, drawn in each step
         self.data = DeviceImages(images)
         labels = ops.zeros((1,), "int32") if labels is None else ops.convert_to_tensor(labels)   # none: a placeholder
@@ -487,23 +515,25 @@ def _update_ema(self: GANTrainer) -> None:
 def _compiled(self: Trainer) -> Callable:
     if self._run is None:
         variables = [v for vs in self.state_variables.values() for v in vs]
-        self._run = compile_steps(self._train_step, variables, self.config.steps_per_call, self.config.jit_compile,
-                                  self.distribution)
-        if self.distribution is not None and _backend() == "tensorflow":
-            self._run = batchnorm_over_devices(self._run, self.checkpoint_models.values())
+        run = compile_steps(self._train_step, variables, self.config.steps_per_call, self.config.jit_compile,
+                            self.distribution)
+        self._run = batchnorm_over_devices(run, self.checkpoint_models.values(), self.distribution)
     return self._run
 
-def _batchnorms(model) -> list:
+def _batchnorms(model: keras.layers.Layer) -> list:
     "Every BatchNormalization layer in `model`, nested models included."
     found = []
     for layer in getattr(model, "layers", []):
         found += [layer] if isinstance(layer, keras.layers.BatchNormalization) else _batchnorms(layer)
     return found
 
-def batchnorm_over_devices(run: Callable, models) -> Callable:
-    """`run` with every BatchNorm layer of `models` normalising by the mean and variance of the whole batch, over all
-    devices (TensorFlow's `synchronized=True`, set during each call, so also while it is traced): what one device
-    computes, and what JAX's compiled step does by itself. Saved models keep `synchronized=False`: they load anywhere."""
+def batchnorm_over_devices(run: Callable, models: Iterable[keras.Model], distribution: object | None) -> Callable:
+    """`run` with every BatchNorm layer of `models` normalising by the mean and variance of the whole batch, over the
+    devices of a TensorFlow `distribution` (`synchronized=True`, set during each call, so also while it is traced):
+    what one device computes, and what JAX's compiled step does by itself. Saved models keep `synchronized=False`, so
+    they load anywhere. `run` itself elsewhere."""
+    if distribution is None or _backend() != "tensorflow":
+        return run
     layers = [layer for model in models for layer in _batchnorms(model)]
     def synchronized_run(data):
         for layer in layers:

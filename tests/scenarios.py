@@ -269,9 +269,17 @@ def data_parallel(out: Path) -> dict:
         built_outside = ""
     except ValueError as e:
         built_outside = str(e)
-    from gan_tl_course.transfer import fine_tune          # CDC compares every pair of the batch: on any devices
-    cdc = {n: fine_tune("fashion28", images()[:10], "cdc", steps=10, devices=n, progress=False).history
-           for n in (1, 2)}
+    from gan_tl_course.transfer import fine_tune          # the methods whose penalties or set-up reach past a step
+    tuned = {method: {n: fine_tune("fashion28", images()[:10], method, steps=10, devices=n, progress=False).history
+                      for n in (1, 2)} for method in ("cdc", "ewc", "l2sp", "minegan", "projected")}
+    labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
+    def conditional(devices: int) -> list:                 # labels split like images; WGAN-GP's mixing weights
+        set_seed(0)
+        config = TrainConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
+        with devices_scope(devices):
+            t = GANTrainer(*build_gan("dcgan28", num_classes=10, width=WIDTH), labelled, config)
+        return [[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.train(20, progress=False)]
+    conditional_losses = {n: conditional(n) for n in (1, 2)}
     moving = lambda t: [ops.convert_to_numpy(v) for v in t.generator.variables if "moving" in v.path]
     placement = lambda v: str(v.value.sharding if keras.backend.backend() == "jax" else v.value)   # where it lives
     return dict(
@@ -281,7 +289,9 @@ def data_parallel(out: Path) -> dict:
         bn_diff=biggest_diff(moving(straight[1]), moving(straight[2])),
         vae_weight_diff=biggest_diff(numpy_vars(vaes[1].decoder.variables), numpy_vars(vaes[2].decoder.variables)),
         resumed=resumed, refusal=refusal, built_outside=built_outside,
-        cdc_losses={n: [[h["g_loss"], h["d_loss"]] for h in history] for n, history in cdc.items()},
+        tuned_losses={method: {n: [[h["d_loss"], h["g_loss"]] for h in history] for n, history in runs.items()}
+                      for method, runs in tuned.items()},
+        conditional_losses=conditional_losses,
         placement=placement(straight[2].generator.variables[0]),
         global_batch=straight[2].batch_size)
 
@@ -289,12 +299,22 @@ def data_parallel(out: Path) -> dict:
 def refuse_devices(out: Path) -> dict:
     "What `devices=2` says on this backend: a trainer built outside `devices_scope`, and `devices_scope` itself."
     said = {}
-    for name, attempt in (("trainer", lambda: make_trainer(devices=2)), ("scope", lambda: devices_scope(2))):
+    from gan_tl_course.train import join_hosts
+    backend = keras.backend.backend()
+    other_cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:1"} if backend == "tensorflow" else {"TF_CONFIG": "{}"}
+    attempts = {"trainer": (lambda: make_trainer(devices=2), {}), "scope": (lambda: devices_scope(2), {}),
+                "other_cluster": (join_hosts, other_cluster),                # the other backend's cluster variables
+                "scope_before_join": (lambda: devices_scope(2), {"TF_CONFIG": "{}"})}   # TF_CONFIG, no join_hosts
+    for name, (attempt, env) in attempts.items():
+        os.environ.update(env)
         try:
             attempt()
             said[name] = ""
         except ValueError as e:
             said[name] = str(e)
+        finally:
+            for key in env:
+                del os.environ[key]
     return said
 
 

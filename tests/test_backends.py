@@ -186,7 +186,13 @@ def test_two_devices_train_what_one_device_trains(tmp_path, backend):
     np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-6)        # d_loss, g_loss and ADA's p, step by step
     np.testing.assert_allclose(r["vae_losses"]["1"], r["vae_losses"]["2"], rtol=1e-4)
     assert r["weight_diff"] < 1e-4 and r["bn_diff"] < 1e-4 and r["vae_weight_diff"] < 1e-4, r
-    np.testing.assert_allclose(r["cdc_losses"]["1"][0], r["cdc_losses"]["2"][0], rtol=1e-5)   # CDC's penalty: every pair
+    # a conditional pair (labels split like the images) with WGAN-GP (mixing weights drawn for the global batch)
+    np.testing.assert_allclose(r["conditional_losses"]["1"], r["conditional_losses"]["2"], rtol=1e-4, atol=1e-6)
+    # fine_tune with the methods that reach past the step: CDC's pairs, EWC's Fisher (computed on mirrored models),
+    # L2-SP's anchors, MineGAN's miner and staged gradients, Projected's frozen features. Losses agree to 3e-7 at
+    # step 1 and drift apart as a GAN amplifies rounding: measured on TensorFlow at most 3.3e-4 by step 10
+    for method, runs in r["tuned_losses"].items():
+        np.testing.assert_allclose(runs["1"], runs["2"], rtol=1e-3, err_msg=method)
     # Adam divides by sqrt(v): where a gradient is nearly 0 (the dense layer before G's first BatchNorm), the order of
     # float sums can move a weight by up to lr = 2e-4 a step. Measured after 10 resumed steps: JAX < 1e-4 both ways;
     # TensorFlow 2.4e-7 (2->1) and 4.8e-4 (1->2, on g_block_0_dense/kernel only, the losses equal to 1.2e-7)
@@ -207,6 +213,12 @@ def test_devices_refused_by_name(tmp_path, backend):
     """PyTorch: Keras does not distribute it. TensorFlow: a trainer built outside `devices_scope`, or more devices
     than TensorFlow sees. JAX: more devices than it sees. Each message says what to do."""
     said = run_scenario("refuse_devices", backend, tmp_path)
+    cluster = {"jax": "TF_CONFIG describes a TensorFlow cluster", "tensorflow": "KERAS_DISTRIBUTION_* describe a JAX cluster",
+               "torch": "a run across machines needs KERAS_BACKEND=jax"}
+    assert cluster[backend] in said.pop("other_cluster"), said
+    before_join = said.pop("scope_before_join")
+    if backend == "tensorflow":
+        assert "call join_hosts() first" in before_join, before_join
     if backend == "torch":
         for message in said.values():
             assert "Keras does not distribute training on the PyTorch backend" in message, message
