@@ -42,9 +42,10 @@ def value_and_grad(loss_fn: Callable[[], tuple], variables: list) -> tuple:
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
+        count = device_share()[1]
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()
-            share = loss / device_share()[1]
+            share = loss if count == 1 else loss / count
         if tf.distribute.in_cross_replica_context():   # an eager call on models built in `devices_scope` (EWC's Fisher)
             variables = [first_copy(v) for v in variables]   # differentiate the copy an eager call reads
         return loss, aux, tape.gradient(share, variables)
@@ -176,15 +177,15 @@ def data_parallel(devices: int, jit_compile: bool | None = None):
                          "several devices with KERAS_BACKEND=jax (keras.distribution) or KERAS_BACKEND=tensorflow "
                          "(tf.distribute), or use devices=1")
     if backend == "tensorflow":
-        import tensorflow as tf
-        if not tf.distribute.has_strategy() or tf.distribute.get_strategy().num_replicas_in_sync != devices:
+        strategy = _strategy_for(devices)
+        if strategy is None:
             raise ValueError(f"devices={devices}: on TensorFlow, build the models and the trainer inside `with "
                              f"devices_scope({devices}):` (a tf.distribute.MirroredStrategy), so that every device "
                              "holds a copy of each variable")
         if jit_compile:
             raise ValueError(f"devices={devices} with jit_compile=True: XLA cannot compile a step that spans "
                              "TensorFlow devices; leave jit_compile=None (XLA on one GPU only) or use devices=1")
-        return tf.distribute.get_strategy()
+        return strategy
     found = keras.distribution.list_devices()
     if len(found) < devices:
         raise ValueError(f"devices={devices}, but JAX sees {len(found)}: {found}. On a CPU, simulate devices with "
@@ -202,7 +203,7 @@ def devices_scope(devices: int) -> contextlib.AbstractContextManager:
         data_parallel(devices)
         return contextlib.nullcontext()
     import tensorflow as tf
-    if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync == devices:
+    if _strategy_for(devices) is not None:
         return contextlib.nullcontext()             # already inside one (e.g. fine_tune called in a devices_scope)
     if os.environ.get("TF_CONFIG"):                 # one process of a run across machines (`join_hosts`)
         if _across_hosts.cache_info().currsize == 0:
@@ -220,6 +221,12 @@ def devices_scope(devices: int) -> contextlib.AbstractContextManager:
                          "set_logical_device_configuration(tf.config.list_physical_devices('CPU')[0], "
                          f"[tf.config.LogicalDeviceConfiguration()] * {devices})")
     return _mirrored(tuple(d.name for d in found[:devices])).scope()
+
+def _strategy_for(devices: int):
+    "The TensorFlow strategy whose scope this code runs in, if it spans `devices` devices; else None."
+    import tensorflow as tf
+    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    return strategy if strategy is not None and strategy.num_replicas_in_sync == devices else None
 
 @functools.cache
 def _mirrored(devices: tuple[str, ...]) -> "tf.distribute.MirroredStrategy":
@@ -356,7 +363,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
         self.distribution = data_parallel(config.devices, config.jit_compile)   # None on one device
-        self.batch_size = config.batch_size * config.devices  # the global batch, drawn in each step
+        self.batch_size = global_batch(config)                 # drawn whole in each step
         self.data = DeviceImages(images)
         labels = ops.zeros((1,), "int32") if labels is None else ops.convert_to_tensor(labels)   # none: a placeholder
         self.step_data = (replicate(self.data.tensor, self.distribution), replicate(labels, self.distribution))
