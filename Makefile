@@ -31,7 +31,7 @@ demo: $(VENV)/.installed data
 	$(BIN)/gan-tl demo --out runs/demo --overwrite
 
 pretrain: $(VENV)/.installed data
-	$(BIN)/gan-tl pretrain --dataset fashion_mnist --preset dcgan28 --width 32 --steps 2000 --batch 64 --out runs/pretrain --overwrite
+	$(BIN)/gan-tl pretrain --images fashion_mnist --preset dcgan28 --width 32 --steps 2000 --batch-size 64 --out runs/pretrain --overwrite
 
 export: $(VENV)/.installed-dev
 	$(BIN)/nbdev_export

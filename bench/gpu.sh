@@ -21,11 +21,11 @@ gan() {   # run `gan-tl ARGS` from the checkout, print its wall time, return its
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
   python -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
   for precision in float32 mixed_bfloat16; do
-    gan bench --preset dcgan28 --batch 256 1024 --steps $bench_steps --precision $precision $small \
+    gan bench --preset dcgan28 --batch-sizes 256 1024 --steps $bench_steps --precision $precision $small \
       --out "$out/gpu_jax_${precision}.json"
   done
   for precision in float32 mixed_bfloat16; do
-    gan pretrain --dataset fashion_mnist --preset dcgan28 --steps $pre_steps --precision $precision --quiet $small \
+    gan pretrain --images fashion_mnist --preset dcgan28 --steps $pre_steps --precision $precision --quiet $small \
       --out "$runs/pretrain_$precision"
     cp "$runs/pretrain_$precision/result.json" "$out/pretrain_fashion28_${precision}.json"
   done
@@ -33,7 +33,7 @@ gan() {   # run `gan-tl ARGS` from the checkout, print its wall time, return its
   gan demo --out "$runs/demo" --quiet $demo
   cp "$runs/demo/demo.json" "$out/demo_gpu.json"
   # capped, so that a slow emoji run cannot eat the lease; what it reached is kept only if it finished
-  LIMIT=${EMOJI_SECONDS:-240} gan pretrain --dataset emoji --preset dcgan32 --width 32 --steps $emoji_steps --r1 0.1 \
+  LIMIT=${EMOJI_SECONDS:-240} gan pretrain --images emoji --preset dcgan32 --width 32 --steps $emoji_steps --r1-gamma 0.1 \
     --augment color,translation,cutout --quiet $emoji_small --out "$runs/emoji32" || echo "emoji32 run did not finish"
   [ -f "$runs/emoji32/result.json" ] && python - "$runs/emoji32" "$out" <<'EOF'
 import sys, tarfile

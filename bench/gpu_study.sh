@@ -9,8 +9,8 @@
 set -uo pipefail
 out=${1:-bench/gpu_study}
 mkdir -p "$out"
-if [ "${QUICK:-0}" = 1 ]; then sizes=(--width 8 --batch 16 --seconds 0 --limit 512)
-else sizes=(--batch 256 1024 --seconds 5 --repeats 2); fi
+if [ "${QUICK:-0}" = 1 ]; then sizes=(--width 8 --batch-sizes 16 --seconds 0 --limit 512)
+else sizes=(--batch-sizes 256 1024 --seconds 5 --repeats 2); fi
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
   python -c "import jax, torch, keras; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__, 'keras', keras.__version__)"

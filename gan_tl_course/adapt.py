@@ -16,21 +16,21 @@ import numpy as np
 from keras import layers, ops
 
 from .augment import diff_augment, parse_policy
-from .core import BadValue, check_number, markdown_table, runtime_info, set_seed, to_uint8, to_unit
+from .core import check_number, markdown_table, mean_std, runtime_info, set_seed, to_uint8, to_unit
 from .data import DeviceImages, ImageSet, load_dataset
 from .fewshot import append_row, read_results
-from .generated import _mean_std
 from .judge import build_judge
 from .losses import get_loss
-from .models import build_discriminator, build_generator
-from .train import GANTrainer, TrainConfig, compile_steps, generate_images, value_and_grad
+from .models import build_discriminator, build_generator, generate_images
+from .train import GANConfig, GANTrainer, RunConfig, Trainer
+from .steps import value_and_grad
 from .transfer import fine_tune
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PAIRS', 'ADAPT_METRICS', 'ADAPTATION_METHODS', 'ADAPT_FIELDS', 'with_channels', 'unlabelled', 'DomainPair',
            'domain_pair', 'classifier', 'predict_labels', 'reversed_gradient', 'domain_head', 'pixel_generator',
-           'Adaptation', 'adapt', 'pretrain_source_gan', 'paired_images', 'label_agreement', 'gan_pairs',
+           'AdaptConfig', 'Adaptation', 'adapt', 'pretrain_source_gan', 'paired_images', 'label_agreement', 'gan_pairs',
            'adaptation_benchmark', 'adaptation_table', 'plot_adaptation']
 
 # %% ../nbs/13_adapt.ipynb #d11864fe
@@ -145,98 +145,138 @@ def pixel_generator(image_shape: tuple[int, int, int], width: int = 16, noise_di
     return keras.Model([image, z], out, name="pixel_generator")
 
 # %% ../nbs/13_adapt.ipynb #98b93bb9
+@dataclass
+class AdaptConfig(RunConfig):
+    "An adaptation run's settings: the loop's (`RunConfig`, chapter 5) and the method's; saved with every checkpoint."
+    steps_per_call: int = 50         # a small classifier's step is short: more of them per compiled call
+    lr: float = 1e-3
+    augment: str = ""                # a DiffAugment policy for the labelled batches; '' = off
+    domain_weight: float = 0.0       # DANN's λ (Ganin et al. 2016); 0 = off
+    pixel: bool = False              # PixelDA (Bousmalis et al. 2017)
+    noise_dim: int = 10              # PixelDA's noise
+    ramp_steps: int = 1000           # DANN's λ reaches most of its value over this many steps (`adapt` sets the run's)
+
+    def __post_init__(self):
+        "Refuse, by name, every value that cannot work, before anything is built or written."
+        super().__post_init__()
+        check_number("lr", self.lr, 0, above=True, hint="a learning rate")
+        check_number("domain_weight", self.domain_weight, 0, hint="DANN's weight λ; 0 switches DANN off")
+        for name in ("noise_dim", "ramp_steps"):
+            check_number(name, getattr(self, name), 1, integer=True)
+        parse_policy(self.augment)
+        if self.domain_weight and self.pixel:
+            raise ValueError("choose DANN (domain_weight > 0) or PixelDA (pixel=True), not both")
+        if self.devices != 1:
+            raise ValueError(f"devices={self.devices}: adaptation trains on one device (its batches are not split "
+                             "over devices); use devices=1")
+
+# %% ../nbs/13_adapt.ipynb #ee264f16
 ADAPT_METRICS = ("task_loss", "domain_loss", "g_loss", "d_loss")
 
-class Adaptation:
-    """A target-domain classifier trained on labelled images (default: the pair's source) for `steps` batches; with
-    `augment` (a DiffAugment policy) on them, DANN (`domain_weight` > 0) or PixelDA (`pixel=True`) using the
-    target's unlabelled images. `train()` runs it and returns the `ADAPT_METRICS` of every step."""
+class Adaptation(Trainer):
+    """A target-domain classifier trained on labelled `images` (default: the pair's source); with `augment` on them,
+    DANN or PixelDA using the target's unlabelled images (`AdaptConfig`). `train(steps)` returns the history."""
+    family, metric_names = "adapt", ADAPT_METRICS
+    nonfinite_hint = "Try a lower learning rate (lr), or resume from the last checkpoint."
 
-    def __init__(self, pair: DomainPair, labelled: ImageSet | None = None, seed: int = 0, steps: int = 1000,
-                 batch_size: int = 64, lr: float = 1e-3, augment: str = "", domain_weight: float = 0.0,
-                 pixel: bool = False, noise_dim: int = 10, steps_per_call: int = 50):
-        for name, value in (("steps", steps), ("batch_size", batch_size), ("steps_per_call", steps_per_call)):
-            check_number(name, value, 1, integer=True)
-        check_number("lr", lr, 0, above=True, hint="a learning rate")
-        check_number("domain_weight", domain_weight, 0, hint="DANN's weight λ; 0 switches DANN off")
-        parse_policy(augment)
-        if domain_weight and pixel:
-            raise ValueError("choose DANN (domain_weight > 0) or PixelDA (pixel=True), not both")
-        labelled = pair.source if labelled is None else labelled
-        if tuple(labelled.images.shape[1:]) != pair.image_shape or len(labelled) == 0 or labelled.labels.min() < 0:
-            raise ValueError(f"the labelled training set must hold {pair.image_shape} images, each with a label; got "
-                             f"{len(labelled)} images of {tuple(labelled.images.shape[1:])}, lowest label "
-                             f"{labelled.labels.min(initial=0)}")
-        self.pair, self.seed, self.steps, self.batch_size = pair, seed, steps, batch_size
-        self.augment, self.domain_weight, self.pixel = augment, domain_weight, pixel
-        self.noise_dim, self.steps_per_call = noise_dim, steps_per_call
-        self.classifier = classifier(pair.image_shape, len(pair.test.class_names), seed)
-        self.head = domain_head() if domain_weight else None
-        self.generator = pixel_generator(pair.image_shape, noise_dim=noise_dim) if pixel else None
-        self.discriminator = build_discriminator(pair.image_shape, width=16) if pixel else None
-        trained = [m for m in (self.classifier, self.head, self.generator) if m is not None]
-        self.variables = [v for m in trained for v in m.trainable_variables]
-        self.d_variables = list(self.discriminator.trainable_variables) if pixel else []
-        self.optimizer = keras.optimizers.Adam(lr, name="adapt_adam")
+    def __init__(self, pair: DomainPair, images: ImageSet | None = None, config: AdaptConfig | None = None,
+                 run_dir: str | Path | None = None):
+        config = config or AdaptConfig()
+        images = pair.source if images is None else images
+        if tuple(images.images.shape[1:]) != pair.image_shape or len(images) == 0 or images.labels.min() < 0:
+            raise ValueError(f"the labelled training images must be {pair.image_shape} images, each with a label; got "
+                             f"{len(images)} images of {tuple(images.images.shape[1:])}, lowest label "
+                             f"{images.labels.min(initial=0)}")
+        self.pair, c = pair, config
+        self.classifier = classifier(pair.image_shape, len(pair.test.class_names), c.seed)
+        self.head = domain_head() if c.domain_weight else None
+        self.generator = pixel_generator(pair.image_shape, noise_dim=c.noise_dim) if c.pixel else None
+        self.discriminator = build_discriminator(pair.image_shape, width=16) if c.pixel else None
+        super().__init__(images.images, config, run_dir, images.labels.astype("int32"))
+        self.target, self.draws_samples = DeviceImages(pair.target.images), c.pixel   # samples: PixelDA's translations
+        self.variables = [v for m in (self.classifier, self.head, self.generator) if m is not None
+                          for v in m.trainable_variables]
+        self.d_variables = list(self.discriminator.trainable_variables) if c.pixel else []
+        self.optimizer = keras.optimizers.Adam(c.lr, name="adapt_adam")
         self.optimizer.build(self.variables)
-        self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5, name="adapt_d_adam") if pixel else None
-        if pixel:
+        self.d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5, name="adapt_d_adam") if c.pixel else None
+        if c.pixel:
             self.d_optimizer.build(self.d_variables)
         self.gan_loss = get_loss("ns")
-        self.rng = keras.random.SeedGenerator(seed, name="adapt_seed")
-        self.labelled, self.target = DeviceImages(labelled.images), DeviceImages(pair.target.images)
-        self.labels = ops.convert_to_tensor(labelled.labels.astype("int32"))
-        self.history = np.zeros((0, len(ADAPT_METRICS)), "float32")
 
-    @property
-    def state_variables(self) -> list:
-        "Every variable a step reads or writes: the models', the optimizers' and the random state."
-        models = [m for m in (self.classifier, self.head, self.generator, self.discriminator) if m is not None]
-        optimizers = [o for o in (self.optimizer, self.d_optimizer) if o is not None]
-        return [v for m in models for v in m.variables] + [v for o in optimizers for v in o.variables] + [self.rng.state]
+# %% ../nbs/13_adapt.ipynb #beaea969
+@patch(as_prop=True)
+def checkpoint_models(self: Adaptation) -> dict[str, keras.Model]:
+    "The models a checkpoint saves as `.keras` files: the classifier, and the method's other networks."
+    models = dict(classifier=self.classifier, domain_head=self.head, pixel_generator=self.generator,
+                  discriminator=self.discriminator)
+    return {name: model for name, model in models.items() if model is not None}
+
+@patch(as_prop=True)
+def state_variables(self: Adaptation) -> dict[str, list]:
+    "Every variable a step reads or writes, by role: the models', the optimizers' and the random state."
+    optimizers = dict(optimizer=self.optimizer, d_optimizer=self.d_optimizer)
+    return {**{name: m.variables for name, m in self.checkpoint_models.items()},
+            **{name: o.variables for name, o in optimizers.items() if o is not None}, "rng": [self.seed.state]}
+
+@patch(as_prop=True)
+def step(self: Adaptation) -> int:
+    "Steps done so far (the classifier's optimizer's iteration count)."
+    return int(ops.convert_to_numpy(self.optimizer.iterations))
 
 # %% ../nbs/13_adapt.ipynb #9ae5d9df
 @patch
 def _draw(self: Adaptation, images, n: int):
     "A batch of `batch_size` random indices below `n` and those images of `images` in [-1, 1]."
-    idx = keras.random.randint((self.batch_size,), 0, n, seed=self.rng)
+    idx = keras.random.randint((self.batch_size,), 0, n, seed=self.seed)
     return idx, DeviceImages.take(images, idx)
 
 def _cross_entropy(probs, labels):
     return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probs))
 
 @patch
-def _step(self: Adaptation, data):
+def _data_args(self: Adaptation):
+    "What each compiled call draws from: the labelled images and their labels, and the target's images."
+    return (*self.step_data, self.target.tensor)
+
+@patch
+def _pixel_d_step(self: Adaptation, x, x_target, z):
+    "PixelDA's discriminator step, a GAN's D step (chapter 5): target images are real, translated source images fake."
+    def d_loss_fn():
+        fake = ops.stop_gradient(self.generator([x, z], training=True))      # the D step must not move G
+        return self.gan_loss.d(self.discriminator(x_target, training=True), self.discriminator(fake, training=True)), ()
+    d_loss, _, grads = value_and_grad(d_loss_fn, self.d_variables)
+    self.d_optimizer.apply(grads, self.d_variables)
+    return d_loss
+
+# %% ../nbs/13_adapt.ipynb #eb2fb36c
+@patch
+def _train_step(self: Adaptation, data):
     "One training step of every method; returns the `ADAPT_METRICS` vector."
     images, labels, target = data
-    idx, x = self._draw(images, len(self.labelled))
+    idx, x = self._draw(images, len(self.data))
     y = ops.take(labels, idx, axis=0)
-    if self.augment:
-        x = diff_augment(x, self.augment, seed=self.rng)
+    if self.config.augment:
+        x = diff_augment(x, self.config.augment, seed=self.seed)
     zero = ops.zeros((), "float32")
     d_loss = zero
-    if self.domain_weight or self.pixel:
+    if self.head is not None or self.generator is not None:
         _, x_target = self._draw(target, len(self.target))
-    if self.pixel:   # PixelDA's discriminator step: target images are real, translated source images fake
-        z = keras.random.uniform((self.batch_size, self.noise_dim), -1.0, 1.0, seed=self.rng)
-        def d_loss_fn():
-            fake = ops.stop_gradient(self.generator([x, z], training=True))
-            return self.gan_loss.d(self.discriminator(x_target, training=True),
-                                   self.discriminator(fake, training=True)), ()
-        d_loss, _, grads = value_and_grad(d_loss_fn, self.d_variables)
-        self.d_optimizer.apply(grads, self.d_variables)
-    progress = ops.cast(self.optimizer.iterations, "float32") / self.steps
+    if self.generator is not None:
+        z = keras.random.uniform((self.batch_size, self.config.noise_dim), -1.0, 1.0, seed=self.seed)
+        d_loss = self._pixel_d_step(x, x_target, z)
+    progress = ops.cast(self.optimizer.iterations, "float32") / self.config.ramp_steps
     def loss_fn():
         domain = g_loss = zero
-        if self.pixel:   # G fools D and keeps the label; the classifier learns from translated and source images
+        if self.generator is not None:   # G fools D and keeps the label; the classifier learns from translated and source images
             fake = self.generator([x, z], training=True)
             g_loss = self.gan_loss.g(self.discriminator(fake, training=True))
             probs, _ = self.classifier(ops.concatenate([fake, x]), training=True)
             task = _cross_entropy(probs, ops.concatenate([y, y]))
-        elif self.domain_weight:   # DANN: the domain head learns the domain, the features learn to hide it
+        elif self.head is not None:   # DANN: the domain head learns the domain, the features learn to hide it
             probs, features = self.classifier(ops.concatenate([x, x_target]), training=True)
             task = _cross_entropy(probs[:self.batch_size], y)
-            weight = self.domain_weight * (2.0 / (1.0 + ops.exp(-10.0 * progress)) - 1.0)
+            weight = self.config.domain_weight * (2.0 / (1.0 + ops.exp(-10.0 * progress)) - 1.0)
             logits = self.head(reversed_gradient(features, weight), training=True)
             is_target = ops.concatenate([ops.zeros((self.batch_size, 1)), ops.ones((self.batch_size, 1))])
             domain = ops.mean(keras.losses.binary_crossentropy(is_target, logits, from_logits=True))
@@ -248,16 +288,7 @@ def _step(self: Adaptation, data):
     self.optimizer.apply(grads, self.variables)
     return ops.stack([ops.cast(v, "float32") for v in (task, domain, g_loss, d_loss)])
 
-@patch
-def train(self: Adaptation) -> np.ndarray:
-    "Run all `steps` steps, `steps_per_call` per compiled call; returns (and keeps in `history`) every step's metrics."
-    k = self.steps_per_call
-    calls = [k] * (self.steps // k) + ([self.steps % k] if self.steps % k else [])
-    compiled = {n: compile_steps(self._step, self.state_variables, n) for n in set(calls)}
-    data = (self.labelled.tensor, self.labels, self.target.tensor)
-    self.history = np.concatenate([ops.convert_to_numpy(compiled[n](data)) for n in calls])
-    return self.history
-
+# %% ../nbs/13_adapt.ipynb #143f2495
 @patch
 def accuracy(self: Adaptation, test: ImageSet | None = None) -> float:
     "The fraction of `test` images (default: the pair's held-out target test set) the classifier labels correctly."
@@ -269,10 +300,16 @@ def translate(self: Adaptation, images: np.ndarray, seed: int = 0) -> np.ndarray
     "PixelDA's generator applied to uint8 source `images` (fresh noise from `seed`): the translated uint8 images."
     if self.generator is None:
         raise ValueError("only a PixelDA adaptation (pixel=True) translates images")
-    z = np.random.default_rng(seed).uniform(-1, 1, (len(images), self.noise_dim)).astype("float32")
+    z = np.random.default_rng(seed).uniform(-1, 1, (len(images), self.config.noise_dim)).astype("float32")
     return np.concatenate([to_uint8(ops.convert_to_numpy(self.generator([to_unit(images[s:s + 500]), z[s:s + 500]],
                                                                         training=False)))
                            for s in range(0, len(images), 500)])
+
+@patch
+def generate(self: Adaptation, n: int = 64) -> np.ndarray:
+    "PixelDA's translations of the same `n` source images at every call, in [-1, 1]: the run's sample grids."
+    shown = np.random.default_rng(0).permutation(len(self.pair.source))[:n]
+    return to_unit(self.translate(self.pair.source.images[shown]))
 
 # %% ../nbs/13_adapt.ipynb #816bc00e
 ADAPTATION_METHODS: dict[str, dict] = {
@@ -283,14 +320,16 @@ ADAPTATION_METHODS: dict[str, dict] = {
     "target only": {},                      # trained on pair.labelled_target(): the upper reference
 }
 
-def adapt(pair: DomainPair, method: str, seed: int = 0, steps: int = 1000) -> Adaptation:
-    "Train the classifier of one of `ADAPTATION_METHODS` on `pair` for `steps` batches; returns the `Adaptation`."
+def adapt(pair: DomainPair, method: str, seed: int = 0, steps: int = 1000, run_dir: str | Path | None = None) -> Adaptation:
+    """Train the classifier of one of `ADAPTATION_METHODS` on `pair` for `steps` batches (DANN's λ ramping up over
+    them); returns the `Adaptation`. With `run_dir`, a new run folder with checkpoints (`Adaptation.restore` resumes it)."""
     if method not in ADAPTATION_METHODS:
         raise ValueError(f"unknown adaptation method {method!r}; choose one of {', '.join(ADAPTATION_METHODS)} "
                          "(GAN pairs: gan_pairs)")
     labelled = pair.labelled_target() if method == "target only" else None
-    adaptation = Adaptation(pair, labelled, seed, steps, **ADAPTATION_METHODS[method])
-    adaptation.train()
+    config = AdaptConfig(seed=seed, ramp_steps=steps, **ADAPTATION_METHODS[method])
+    adaptation = Adaptation(pair, labelled, config, run_dir)
+    adaptation.train(steps, progress=False)
     return adaptation
 
 # %% ../nbs/13_adapt.ipynb #5d2b67aa
@@ -299,7 +338,7 @@ def pretrain_source_gan(pair: DomainPair, steps: int = 3000, width: int = 32, se
     set_seed(seed)
     g = build_generator(pair.image_shape, latent_dim=64, width=width)
     d = build_discriminator(pair.image_shape, width=width)
-    trainer = GANTrainer(g, d, pair.source.images, TrainConfig(seed=seed))
+    trainer = GANTrainer(g, d, pair.source.images, GANConfig(seed=seed))
     trainer.train(steps, progress=False)
     return trainer.ema_generator, trainer.discriminator
 
@@ -322,8 +361,8 @@ def gan_pairs(pair: DomainPair, source_gan: tuple[keras.Model, keras.Model], lab
     made_source, made_target = paired_images(source_gan[0], tuned.ema_generator, n, seed)
     labels = predict_labels(labeller, made_source).astype(np.int64)
     made = ImageSet(made_target, labels, pair.test.class_names, "G_target(z)")
-    adaptation = Adaptation(pair, made, seed, steps)
-    adaptation.train()
+    adaptation = Adaptation(pair, made, AdaptConfig(seed=seed))
+    adaptation.train(steps, progress=False)
     return adaptation, dict(source=made_source, target=made_target, labels=labels)
 
 # %% ../nbs/13_adapt.ipynb #88b7ea29
@@ -366,10 +405,6 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
     for name, value, low in (("steps", steps, 1), ("gan_steps", gan_steps, 1), ("finetune_steps", finetune_steps, 1),
                              ("n_pairs", n_pairs, 10)):
         check_number(name, value, low, integer=True)
-    for name, value in (("gan_steps", gan_steps), ("finetune_steps", finetune_steps)):
-        if value % TrainConfig.steps_per_call:              # the GAN trainer runs whole calls of steps
-            raise BadValue(name, f"a multiple of {TrainConfig.steps_per_call}", value, "the GAN trainer runs whole "
-                           "calls of that many steps")
     for seed in seeds:
         check_number("seed", seed, 0, integer=True)
     folder = None if out is None else Path(out).expanduser()
@@ -410,7 +445,7 @@ def adaptation_table(rows: list[dict], baseline: str = "source only") -> str:
         if not rs:
             return "–"
         agreement = [r["label_agreement"] for r in rs]
-        text = _mean_std([r["accuracy"] for r in rs]) + (f" ({np.mean(agreement):.2f})" if np.isfinite(agreement).all() else "")
+        text = mean_std([r["accuracy"] for r in rs]) + (f" ({np.mean(agreement):.2f})" if np.isfinite(agreement).all() else "")
         diffs = [r["accuracy"] - accuracy[pair, baseline, r["seed"]] for r in rs if (pair, baseline, r["seed"]) in accuracy]
         if method != baseline and diffs:
             text += f" [{np.mean(diffs):+.3f}, {sum(d > 0 for d in diffs)}/{len(diffs)}]"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .core import BadValue, per_image_random
+from .core import BadValue
+from .devices import per_image_random
 
 # %% auto #0
 __all__ = ['POLICY', 'rand_brightness', 'rand_saturation', 'rand_contrast', 'translate', 'rand_translation', 'cutout',

@@ -19,7 +19,7 @@ from keras import ops
 from .core import check_number, markdown_table, runtime_info, set_seed, to_unit
 from .losses import get_loss
 from .models import build_gan, latent_dim_of
-from .train import GANTrainer, TrainConfig
+from .train import GANTrainer, GANConfig
 
 # %% auto #0
 __all__ = ['LOOPS', 'CPU_STUDY', 'GPU_STUDY', 'keras_io_loop', 'HostFedTrainer', 'torch_dcgan', 'torch_peer_loop', 'make_loop',
@@ -65,7 +65,7 @@ def keras_io_loop(generator, discriminator, images: np.ndarray, batch_size: int,
 class HostFedTrainer(GANTrainer):
     "`GANTrainer`'s step fed one host batch per call: the reference where TensorFlow is absent."
 
-    def __init__(self, generator, discriminator, images, config: TrainConfig):
+    def __init__(self, generator, discriminator, images, config: GANConfig):
         super().__init__(generator, discriminator, images, config)
         self.images_host, self._rng = np.asarray(getattr(images, "images", images)), np.random.default_rng(0)
 
@@ -185,13 +185,13 @@ def make_loop(loop: str, images: np.ndarray, preset: str = "dcgan28", batch_size
         raise ValueError(f"loop {loop!r} unknown; choose one of {LOOPS}")
     set_seed(0)
     if loop in ("trainer", "trainer_no_ema"):
-        config = TrainConfig(batch_size=batch_size, steps_per_call=steps_per_call, jit_compile=jit_compile)
+        config = GANConfig(batch_size=batch_size, steps_per_call=steps_per_call, jit_compile=jit_compile)
         trainer = (GANTrainer if loop == "trainer" else _NoEMATrainer)(*build_gan(preset, width=width), images, config)
         return lambda steps: trainer.train_calls(steps // steps_per_call)
     if loop == "reference" and keras.backend.backend() == "tensorflow":
         return keras_io_loop(*build_gan(preset, width=width), images, batch_size)
     if loop == "reference":
-        return HostFedTrainer(*build_gan(preset, width=width), images, TrainConfig(batch_size=batch_size, steps_per_call=1)).train_calls
+        return HostFedTrainer(*build_gan(preset, width=width), images, GANConfig(batch_size=batch_size, steps_per_call=1)).train_calls
     return torch_peer_loop(images, preset, batch_size, width, compile=loop == "torch_compiled",
                            precision=keras.config.dtype_policy().name)
 

@@ -10,8 +10,7 @@ import numpy as np
 
 from .core import check_number, to_uint8
 from .evaluate import Reference, evaluate
-from .models import block_names
-from .train import generate_images
+from .models import block_names, generate_images
 
 # %% auto #0
 __all__ = ['layer_blocks', 'check_same_architecture', 'blend', 'structure_kept', 'blend_settings', 'trade_off', 'blend_images',

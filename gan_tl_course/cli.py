@@ -15,14 +15,15 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['CLIError', 'pretrain_command', 'pretrain_vae_command', 'finetune_command', 'finetune_vae_command', 'demo_command',
-           'transfer_bench_command', 'load_generator', 'sample_command', 'bench_command', 'evaluate_command',
-           'judge_command', 'probe_command', 'generated_command', 'blend_command', 'invert_command', 'adapt_command',
-           'make_parser', 'main']
+__all__ = ['FAMILIES', 'ALIASES', 'CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command',
+           'load_generator', 'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command',
+           'generated_command', 'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #41486362
+# %% ../nbs/11_cli.ipynb #9ec39504
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
-    "The options of a command that trains into a run folder: --out, --resume, --overwrite, --quiet."
+    "The options of a command that trains into a run folder: --family, --out, --resume, --overwrite, --quiet."
+    p.add_argument("--family", choices=list(FAMILIES), default=None,
+                   help="the model family: gan (default for a new run) or vae; a resume takes the run's own")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue the run in --out from its latest checkpoint, or from CHECKPOINT (a step, e.g. "
@@ -31,33 +32,42 @@ def _add_run_folder(p: argparse.ArgumentParser) -> None:
                    help="start afresh in an --out that holds a run: the old run is moved to OUT.old-<date>-<time>")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+# %% ../nbs/11_cli.ipynb #f2eafbaa
 def _add_pretrain(sub) -> None:
     from gan_tl_course.models import PRESETS
-    p = sub.add_parser("pretrain", help="pretrain a GAN on a source data set",
-                       description="Pretrain a GAN on a source data set and write the models under --out.")
-    p.add_argument("--dataset", default="fashion_mnist",
+    from gan_tl_course.train import GANConfig
+    from gan_tl_course.vae import VAEConfig
+    p = sub.add_parser("pretrain", help="pretrain a GAN (or a VAE: --family vae) on a source data set",
+                       description="Pretrain a GAN or a VAE on a source data set and write the models under --out.")
+    p.add_argument("--images", default="fashion_mnist",
                    help="data set name (fashion_mnist, mnist_5k, mnist, sklearn_digits, emoji), 'name:classes' "
                         "(e.g. fashion_mnist:-Bag for all but bags) or an image folder")
     p.add_argument("--preset", default="dcgan28", choices=list(PRESETS), help="model preset")
     p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
-    p.add_argument("--conditional", action="store_true",
-                   help="class-conditional G and D: one label embedding row per class of --dataset (a folder's subfolders)")
     p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
-    p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): the global batch is --batch "
-                   "× --devices; a resume may change it, keeping the global batch")
-    p.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
-    p.add_argument("--r1", type=float, default=0.0, help="R1 penalty weight gamma (0 = off)")
-    p.add_argument("--augment", default="none", help="'none', 'diffaugment', 'ada' or a DiffAugment policy such as "
-                   "color,translation (the words of finetune); 60,000 images need none")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate of both optimizers")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (per device with --devices)")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): the global batch "
+                   "is --batch-size × --devices; a resume may change it, keeping the global batch")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps-per-call", type=int, default=10, help="optimisation steps per compiled call")
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     p.add_argument("--download", action="store_true", help="allow downloading the data set when not found")
+    gan = p.add_argument_group("GAN (--family gan)")
+    gan.add_argument("--conditional", action="store_true",
+                     help="class-conditional G and D: one label embedding row per class of --images (a folder's subfolders)")
+    gan.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan"], help="GAN loss")
+    gan.add_argument("--r1-gamma", type=float, default=0.0, help="R1 penalty weight (0 = off)")
+    gan.add_argument("--augment", default="none", help="'none', 'diffaugment', 'ada' or a DiffAugment policy such as "
+                     "color,translation (the words of finetune); 60,000 images need none")
+    gan.add_argument("--lr-g", type=float, default=GANConfig.lr_g, help="the generator's learning rate")
+    gan.add_argument("--lr-d", type=float, default=GANConfig.lr_d, help="the discriminator's learning rate")
+    gan.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    vae = p.add_argument_group("VAE (--family vae)")
+    vae.add_argument("--latent-dim", type=int, default=None, help="latent dimensions (default: the preset's)")
+    vae.add_argument("--lr", type=float, default=VAEConfig.lr, help="Adam's learning rate")
+    vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
     _add_run_folder(p)
     p.set_defaults(func=pretrain_command)
 
@@ -65,17 +75,21 @@ def _add_pretrain(sub) -> None:
 class CLIError(Exception):
     "A mistake in the command line or its inputs that the user can fix; printed without a traceback."
 
-_PRETRAIN_KEYS = ("dataset", "preset", "conditional", "width", "loss", "r1", "augment", "lr", "limit", "seed", "batch",
-                  "steps_per_call", "precision")
+FAMILIES = {"gan": ("pretrain", "finetune"), "vae": ("pretrain-vae", "finetune-vae")}   # the run kinds of each family
+_PRETRAIN_KEYS = {"gan": ("images", "preset", "conditional", "width", "loss", "r1_gamma", "augment", "lr_g", "lr_d",
+                          "limit", "seed", "batch_size", "steps_per_call", "precision"),
+                  "vae": ("images", "preset", "width", "latent_dim", "lr", "beta", "limit", "seed", "batch_size",
+                          "steps_per_call")}
 _ADDED = {"conditional": False, "devices": 1}   # options newer than some recorded runs: the value those runs had
 _BOOKKEEPING = ("sample_every", "checkpoint_every", "devices")   # recorded; a resume may change them
-_OPTION_NAMES = {"lr_g": "--lr", "lr_d": "--lr", "r1_gamma": "--r1", "batch_size": "--batch",
-                 "data_sha256": "the sha256 of the --dataset images"}
 
 def _option(name: str) -> str:
-    "How the command line calls a setting: `steps_per_call` -> `--steps-per-call`, `lr_g` -> `--lr`."
-    return _OPTION_NAMES.get(name, name if name.startswith("--") else "--" + name.replace("_", "-"))
+    "How the command line calls a setting: its name, `steps_per_call` -> `--steps-per-call`."
+    if name == "data_sha256":
+        return "the sha256 of the --images"
+    return name if name.startswith("--") else "--" + name.replace("_", "-")
 
+# %% ../nbs/11_cli.ipynb #6994f9b4
 def _resume_checkpoint(out: Path, spec: str) -> Path:
     "The checkpoint `--resume [CHECKPOINT]` names: the run's latest (verified), a step of the run, or a checkpoint folder."
     from gan_tl_course.runs import checkpoint_to_resume, find_checkpoint, list_checkpoints
@@ -88,15 +102,7 @@ def _resume_checkpoint(out: Path, spec: str) -> Path:
         raise CLIError(f"--resume {spec}: {path} is not a checkpoint of the run in {out} (its checkpoints: {have})")
     return ckpt
 
-def _check_steps(args: argparse.Namespace) -> None:
-    "Refuse a --steps that is not a whole number of compiled calls (of --steps-per-call, or the trainer's 10)."
-    from gan_tl_course.train import TrainConfig
-    k = getattr(args, "steps_per_call", TrainConfig.steps_per_call)
-    if args.steps % k:
-        low, high = args.steps // k * k, (args.steps // k + 1) * k
-        raise CLIError(f"--steps {args.steps} is not a whole number of compiled calls of {k} steps: pass "
-                       + (f"{low} or {high}" if low else f"{high}"))
-
+# %% ../nbs/11_cli.ipynb #8a66bdbc
 def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: tuple = ()) -> Path | None:
     """Check --out, --steps, --resume and --overwrite before anything is loaded. A resume takes the run's recorded
     options into `args` (refusing one given with another value) and returns the checkpoint to continue."""
@@ -107,7 +113,6 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
     check_number("--steps", args.steps, 1, integer=True, hint="the total number of optimisation steps")
     if args.resume is None:
         check_new_run(args.out, args.overwrite, "--out")
-        _check_steps(args)
         return None
     if args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite moves it aside: choose one")
@@ -118,7 +123,6 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
         setattr(args, k, stored[k])
     if "devices" in bookkeeping:
         _keep_global_batch(args, stored)
-    _check_steps(args)
     checkpoint = _resume_checkpoint(args.out, args.resume)
     reached = verify_checkpoint(checkpoint)["step"]
     if args.steps < reached:
@@ -126,16 +130,18 @@ def _prepare_run(args: argparse.Namespace, kind: str, keys: tuple, bookkeeping: 
                        f"--steps is the run's total: pass {reached} or more")
     return checkpoint
 
+# %% ../nbs/11_cli.ipynb #2b4f924e
 def _keep_global_batch(args: argparse.Namespace, stored: dict) -> None:
-    "On a resume with other --devices, the per-device --batch that keeps the run's global batch (or a CLIError)."
-    global_batch, was = stored["batch"] * stored.get("devices", 1), stored.get("devices", 1)
-    if args.devices == was or "batch" in args.given:
-        return                           # a given --batch is the run's (checked above); the trainer checks the rest
+    "On a resume with other --devices, the per-device --batch-size that keeps the run's global batch (or a CLIError)."
+    global_batch, was = stored["batch_size"] * stored.get("devices", 1), stored.get("devices", 1)
+    if args.devices == was or "batch_size" in args.given:
+        return                           # a given --batch-size is the run's (checked above); the trainer checks the rest
     if global_batch % args.devices:
-        raise CLIError(f"--devices {args.devices}: the run's global batch, {global_batch} (--batch {stored['batch']} × "
-                       f"{was} devices), does not split evenly over {args.devices} devices")
-    args.batch = global_batch // args.devices
+        raise CLIError(f"--devices {args.devices}: the run's global batch, {global_batch} (--batch-size "
+                       f"{stored['batch_size']} × {was} devices), does not split evenly over {args.devices} devices")
+    args.batch_size = global_batch // args.devices
 
+# %% ../nbs/11_cli.ipynb #6895ea7d
 def _write_result(out: Path, step: int, seconds: float, command_line: str, **extra) -> None:
     """Record in `out/result.json` the steps, the training seconds (summed over resumed invocations), the commands,
     and any `extra` values of the finished run."""
@@ -150,8 +156,8 @@ def _write_result(out: Path, step: int, seconds: float, command_line: str, **ext
 
 def _write_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
     "The files of a finished run: the three models, samples.png, loss.png, history.csv and result.json."
-    from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.train import plot_history
+    from gan_tl_course.core import image_grid, save_png
     for name in ("generator", "ema_generator", "discriminator"):
         getattr(trainer, name).save(out / f"{name}.keras")
     cols = trainer.num_classes if trainer.conditional else 8          # a conditional run: a column per class
@@ -165,18 +171,19 @@ def _say_started(trainer, out: Path) -> None:
     if trainer.moved_aside is not None:
         print(f"moved the earlier run in {out} to {trainer.moved_aside} (nothing was deleted)")
 
+# %% ../nbs/11_cli.ipynb #3e1a141c
 def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoint: Path | None, build) -> tuple:
-    """What `pretrain` and `pretrain-vae` share: load --dataset (first --limit images) in the preset's shape, record
+    """What `pretrain` does for every family: load --images (the first --limit of them) in the preset's shape, record
     the options and the images' sha256 (a resume must match them), build the trainer with `build(data)` from the
     seed, restore or start the run, and train to --steps. Returns `(trainer, training seconds)`."""
     from gan_tl_course.core import check_number, set_seed, sha256_arrays
     from gan_tl_course.data import as_image_set
     from gan_tl_course.models import PRESETS
     from gan_tl_course.runs import resume_options
-    from gan_tl_course.train import devices_scope
+    from gan_tl_course.devices import devices_scope
     if args.limit is not None:
         check_number("--limit", args.limit, 1, integer=True, hint="the number of images to train on")
-    data = as_image_set(args.dataset, PRESETS[args.preset]["image_shape"], "--dataset",
+    data = as_image_set(args.images, PRESETS[args.preset]["image_shape"], "--images",
                         f"--preset {args.preset} makes", **({"download": True} if args.download else {}))
     if args.limit:
         data = data.take(np.arange(min(args.limit, len(data))))
@@ -188,7 +195,7 @@ def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoi
     with devices_scope(args.devices):                  # TensorFlow: a copy of each variable per device
         trainer = build(data)
     if args.devices > 1:
-        print(f"training on {args.devices} devices: global batch {trainer.batch_size} ({args.batch} per device)")
+        print(f"training on {args.devices} devices: global batch {trainer.batch_size} ({args.batch_size} per device)")
     if checkpoint:
         print(f"resuming {args.out} from step {trainer.restore(checkpoint)}")
     else:
@@ -198,56 +205,57 @@ def _train_on_dataset(args: argparse.Namespace, kind: str, keys: tuple, checkpoi
     trainer.train(args.steps, progress=not args.quiet)
     return trainer, time.perf_counter() - t0
 
+# %% ../nbs/11_cli.ipynb #2119a887
+def _family(args: argparse.Namespace, others: dict[str, set[str]]) -> str:
+    """The family a command trains: the run's own on a resume (a --family given must agree), else --family (gan by
+    default). `others[family]`, the options that belong to another family, are refused by name when given."""
+    from gan_tl_course.runs import holds_run, read_run_record
+    family = args.family or "gan"
+    if args.resume is not None and holds_run(args.out):
+        kind = read_run_record(args.out)["kind"]
+        recorded = next((f for f, kinds in FAMILIES.items() if kind in kinds), None)
+        if recorded is not None and args.family not in (None, recorded):
+            raise CLIError(f"--family {args.family}: {args.out} holds a {recorded.upper()} run; leave --family out "
+                           "to resume it")
+        family = recorded or family
+    wrong = sorted(others[family] & args.given)
+    if wrong:
+        raise CLIError(f"{', '.join(_option(o) for o in wrong)}: not an option of a {family.upper()} "
+                       f"(--family {family})")
+    return family
+
+_GAN_ONLY = {"conditional", "loss", "r1_gamma", "augment", "lr_g", "lr_d", "precision"}
+_VAE_ONLY = {"latent_dim", "lr", "beta"}
+
+# %% ../nbs/11_cli.ipynb #e0883c20
 def pretrain_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl pretrain`: train, checkpoint, and write the final models, samples and loss curve."
+    "Run `gan-tl pretrain`: a GAN's or a VAE's run (`--family`), trained, checkpointed, with its models and pictures."
+    family = _family(args, {"gan": _VAE_ONLY, "vae": _GAN_ONLY})
+    return (_pretrain_gan if family == "gan" else _pretrain_vae)(args)
+
+def _pretrain_gan(args: argparse.Namespace) -> int:
+    "Train a GAN: the run folder, the final models, samples and loss curve."
     import keras
     from gan_tl_course.models import build_gan
-    from gan_tl_course.train import GANTrainer, TrainConfig
+    from gan_tl_course.train import GANTrainer, GANConfig
     from gan_tl_course.transfer import augment_setting
-    checkpoint = _prepare_run(args, "pretrain", _PRETRAIN_KEYS, _BOOKKEEPING)
+    checkpoint = _prepare_run(args, "pretrain", _PRETRAIN_KEYS["gan"], _BOOKKEEPING)
     policy, ada_target = augment_setting(args.augment)
-    config = TrainConfig(batch_size=args.batch, loss=args.loss, lr_g=args.lr, lr_d=args.lr, r1_gamma=args.r1,
-                         augment=policy, ada_target=ada_target, steps_per_call=args.steps_per_call, seed=args.seed,
-                         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                         devices=args.devices)
+    config = GANConfig(batch_size=args.batch_size, loss=args.loss, lr_g=args.lr_g, lr_d=args.lr_d,
+                       r1_gamma=args.r1_gamma, augment=policy, ada_target=ada_target, steps_per_call=args.steps_per_call,
+                       seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                       devices=args.devices)
     keras.config.set_dtype_policy(args.precision)
     def build(data):
         g, d = build_gan(args.preset, num_classes=len(data.class_names) if args.conditional else None, width=args.width)
         return GANTrainer(g, d, data, config, run_dir=args.out)
-    trainer, seconds = _train_on_dataset(args, "pretrain", _PRETRAIN_KEYS, checkpoint, build)
-    _write_run(trainer, args.out, f"{args.dataset}, {args.preset}", seconds, args.command_line)
+    trainer, seconds = _train_on_dataset(args, "pretrain", _PRETRAIN_KEYS["gan"], checkpoint, build)
+    _write_run(trainer, args.out, f"{args.images}, {args.preset}", seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/generator.keras, "
           f"ema_generator.keras, samples.png, loss.png")
     return 0
 
-
 # %% ../nbs/11_cli.ipynb #02d92ac4
-_VAE_KEYS = ("dataset", "preset", "width", "latent_dim", "lr", "beta", "limit", "seed", "batch", "steps_per_call")
-
-def _add_pretrain_vae(sub) -> None:
-    from gan_tl_course.models import PRESETS
-    p = sub.add_parser("pretrain-vae", help="pretrain a VAE on a source data set (chapter 15)",
-                       description="Pretrain a convolutional VAE on a source data set and write it under --out.")
-    p.add_argument("--dataset", default="fashion_mnist", help="data set name, 'name:classes' (e.g. "
-                   "fashion_mnist:-Bag) or an image folder")
-    p.add_argument("--preset", default="dcgan28", choices=list(PRESETS), help="image shape and default sizes")
-    p.add_argument("--width", type=int, default=None, help="channel width multiplier (default: the preset's)")
-    p.add_argument("--latent-dim", type=int, default=None, help="latent dimensions (default: the preset's)")
-    p.add_argument("--steps", type=int, default=3000, help="total optimisation steps of the run")
-    p.add_argument("--batch", type=int, default=64, help="batch size (per device with --devices)")
-    p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): the global batch is --batch "
-                   "× --devices; a resume may change it, keeping the global batch")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps-per-call", type=int, default=10, help="optimisation steps per compiled call")
-    p.add_argument("--sample-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--download", action="store_true", help="allow downloading the data set when not found")
-    _add_run_folder(p)
-    p.set_defaults(func=pretrain_vae_command)
-
 def _write_vae_run(trainer, out: Path, title: str, seconds: float, command_line: str) -> None:
     "The files of a finished VAE run: both models, samples.png, loss.png, history.csv and result.json (with log_scale)."
     import keras
@@ -265,27 +273,28 @@ def _write_vae_run(trainer, out: Path, title: str, seconds: float, command_line:
     _write_result(out, trainer.step, seconds, command_line,
                   log_scale=float(keras.ops.convert_to_numpy(trainer.log_scale)))
 
-def pretrain_vae_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl pretrain-vae`: train, checkpoint, and write the encoder, decoder, samples and ELBO curve."
-    import keras
+def _pretrain_vae(args: argparse.Namespace) -> int:
+    "Train a VAE: the run folder, the encoder, decoder, samples and ELBO curve."
     from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
-    checkpoint = _prepare_run(args, "pretrain-vae", _VAE_KEYS, _BOOKKEEPING)
-    config = VAEConfig(batch_size=args.batch, lr=args.lr, beta=args.beta, steps_per_call=args.steps_per_call,
+    import keras
+    checkpoint = _prepare_run(args, "pretrain-vae", _PRETRAIN_KEYS["vae"], _BOOKKEEPING)
+    config = VAEConfig(batch_size=args.batch_size, lr=args.lr, beta=args.beta, steps_per_call=args.steps_per_call,
                        seed=args.seed, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                        devices=args.devices)
     build = lambda data: VAETrainer(*build_vae(args.preset, args.width, args.latent_dim), data, config, run_dir=args.out)
-    trainer, seconds = _train_on_dataset(args, "pretrain-vae", _VAE_KEYS, checkpoint, build)
-    _write_vae_run(trainer, args.out, f"VAE: {args.dataset}, {args.preset}", seconds, args.command_line)
+    trainer, seconds = _train_on_dataset(args, "pretrain-vae", _PRETRAIN_KEYS["vae"], checkpoint, build)
+    _write_vae_run(trainer, args.out, f"VAE: {args.images}, {args.preset}", seconds, args.command_line)
     print(f"trained to step {trainer.step} in {seconds:.1f} s on {keras.backend.backend()}; wrote {args.out}/encoder.keras, "
           f"decoder.keras, samples.png, loss.png")
     return 0
 
-# %% ../nbs/11_cli.ipynb #dceb3043
-_FINETUNE_KEYS = ("source", "target", "shots", "method", "k", "strength", "mine_steps", "augment", "seed")
+# %% ../nbs/11_cli.ipynb #c7543984
+_FINETUNE_KEYS = {"gan": ("source", "images", "shots", "method", "blocks", "strength", "mine_steps", "augment", "seed"),
+                  "vae": ("source", "images", "shots", "method", "seed")}
 
 def _add_target(p: argparse.ArgumentParser) -> None:
-    "The options of `finetune` and `finetune-vae` that say what to learn from, and for how long."
-    p.add_argument("--target", help="data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
+    "The options of `finetune` that say what to learn from, and for how long."
+    p.add_argument("--images", help="the target images: a data set (mnist_5k, fashion_mnist:Bag, ...) or an image folder "
                                     "(required for a new run)")
     p.add_argument("--shots", type=int, default=None, help="number of target images to learn from (default: all)")
     p.add_argument("--steps", type=int, default=1000, help="total optimisation steps of the run")
@@ -293,101 +302,102 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", type=int, default=1, help="data-parallel devices (JAX or TensorFlow): each batch is split over them; "
                    "the run is the same on any number, so a resume may change it")
 
+# %% ../nbs/11_cli.ipynb #4c066abf
 def _add_finetune(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
-    p = sub.add_parser("finetune", help="adapt a pretrained GAN to a few target images",
-                       description="Fine-tune a pretrained source GAN on a target data set or image folder "
-                                   "with a transfer method (chapter 8).")
-    p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, fashion28_conditional, emoji32) or a "
-                                    "pretrain run folder (required for a new run)")
+    from gan_tl_course.vae_transfer import VAE_METHODS
+    p = sub.add_parser("finetune", help="adapt a pretrained GAN (or VAE: --family vae) to a few target images",
+                       description="Fine-tune a pretrained source GAN or VAE on a target data set or image folder "
+                                   "with a transfer method (chapters 8 and 15a).")
+    p.add_argument("--source", help="shipped source (fashion28, fashion28_nobag, fashion28_conditional, emoji32; VAE: "
+                                    "fashion28_vae, fashion28_nobag_vae) or a pretrain run folder (required for a new run)")
     _add_target(p)
-    p.add_argument("--method", default="finetune", choices=list(METHODS))
-    p.add_argument("--k", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g; projected: frozen D blocks, a head after each)")
-    p.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
-    p.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
-    p.add_argument("--augment", default=AUGMENT,
-                   help="'diffaugment', 'ada', 'none' or a DiffAugment policy (lesson 9: DiffAugment keeps 10 images "
-                        "from being copied; from 100 images on, 'none' scored better within 1,000 steps)")
+    p.add_argument("--method", default=None, choices=[*METHODS, *VAE_METHODS], metavar="METHOD",
+                   help=f"GAN: one of {', '.join(METHODS)} (default finetune); VAE: one of {', '.join(VAE_METHODS)} "
+                        "(default vae_finetune)")
+    gan = p.add_argument_group("GAN (--family gan)")
+    gan.add_argument("--blocks", type=int, default=None, help="blocks to freeze (freeze_d, freeze_g; projected: frozen D "
+                     "blocks, a head after each)")
+    gan.add_argument("--strength", type=float, default=None, help="weight of the extra loss (l2sp, ewc, cdc)")
+    gan.add_argument("--mine-steps", type=int, default=None, help="steps of mining before joint tuning (minegan)")
+    gan.add_argument("--augment", default=AUGMENT,
+                     help="'diffaugment', 'ada', 'none' or a DiffAugment policy (lesson 9: DiffAugment keeps 10 images "
+                          "from being copied; from 100 images on, 'none' scored better within 1,000 steps)")
     _add_run_folder(p)
     p.set_defaults(func=finetune_command)
 
-def _require_source_and_target(args: argparse.Namespace) -> None:
-    "Refuse a new fine-tuning run without --source or --target (a resume takes both from the run)."
-    missing = [f"--{name}" for name in ("source", "target") if getattr(args, name) is None]
+# %% ../nbs/11_cli.ipynb #83d208b9
+def _require_source_and_images(args: argparse.Namespace) -> None:
+    "Refuse a new fine-tuning run without --source or --images (a resume takes both from the run)."
+    missing = [f"--{name}" for name in ("source", "images") if getattr(args, name) is None]
     if missing:
         raise CLIError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run")
 
 def _draw_shots(args: argparse.Namespace, image_shape: tuple):
-    "The --target images in `image_shape`: --shots of them drawn with --seed, or all when --shots is left out."
+    "The --images in `image_shape`: --shots of them drawn with --seed, or all when --shots is left out."
     from gan_tl_course.core import check_number
     from gan_tl_course.data import as_image_set, few_shot
-    target = as_image_set(args.target, image_shape, "--target")
+    target = as_image_set(args.images, image_shape, "--images")
     if args.shots is None:
         return target
-    check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.target} holds {len(target)} images")
+    check_number("--shots", args.shots, 1, len(target), integer=True, hint=f"{args.images} holds {len(target)} images")
     return few_shot(target, args.shots, seed=args.seed)[0]
 
+# %% ../nbs/11_cli.ipynb #24ee2e3f
 def finetune_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl finetune`: draw the shots, adapt the source, write the models and pictures."
+    "Run `gan-tl finetune`: draw the shots, adapt the source GAN or VAE (`--family`), write the models and pictures."
+    family = _family(args, {"gan": set(), "vae": {"blocks", "strength", "mine_steps", "augment"}})
+    args.method = args.method or {"gan": "finetune", "vae": "vae_finetune"}[family]    # a resume takes the run's
+    return (_finetune_gan if family == "gan" else _finetune_vae)(args)
+
+def _finetune_gan(args: argparse.Namespace) -> int:
+    "Adapt a source GAN with one of chapter 8's methods."
     from gan_tl_course.models import image_shape_of
-    from gan_tl_course.transfer import load_source, fine_tune
-    checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS)
-    _require_source_and_target(args)
+    from gan_tl_course.transfer import fine_tune, load_source
+    checkpoint = _prepare_run(args, "finetune", _FINETUNE_KEYS["gan"])
+    _require_source_and_images(args)
     source = load_source(args.source)
     shots = _draw_shots(args, image_shape_of(source[0]))
-    options = {k: v for k, v in (("k", args.k), ("strength", args.strength), ("mine_steps", args.mine_steps))
+    options = {k: v for k, v in (("blocks", args.blocks), ("strength", args.strength), ("mine_steps", args.mine_steps))
                if v is not None}
     t0 = time.perf_counter()
     trainer = fine_tune(source, shots, method=args.method, augment=args.augment, steps=args.steps, seed=args.seed,
                         run_dir=args.out, resume=checkpoint or False, overwrite=args.overwrite,
-                        progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS},
+                        progress=not args.quiet, run_options={k: getattr(args, k) for k in _FINETUNE_KEYS["gan"]},
                         devices=args.devices, **options)
     return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, str(trainer.method), _write_run,
                             "ema_generator.keras")
 
+# %% ../nbs/11_cli.ipynb #2cb6130a
 def _finish_finetune(args: argparse.Namespace, trainer, shots, seconds: float, label: str, write_run: Callable,
                      models: str) -> int:
-    "The end of `finetune` and `finetune-vae`: the shots' picture, the run's record (`write_run`), one line of what was written."
+    "The end of `finetune`, for every family: the shots' picture, the run's record (`write_run`), one line of what was written."
     import keras
+    from gan_tl_course.devices import global_batch
     from gan_tl_course.core import image_grid, save_png
-    from gan_tl_course.train import global_batch
     _say_started(trainer, args.out)
     if trainer.config.devices > 1:
         print(f"trained on {trainer.config.devices} devices: global batch {global_batch(trainer.config)} "
               f"({trainer.config.batch_size} per device)")
     save_png(image_grid(shots.images[:64]), args.out / "shots.png")
     write_run(trainer, args.out, f"{args.method} on {len(shots)} images", seconds, args.command_line)
-    print(f"{label} on {len(shots)} images of {args.target}: {trainer.step} steps in {seconds:.1f} s on "
+    print(f"{label} on {len(shots)} images of {args.images}: {trainer.step} steps in {seconds:.1f} s on "
           f"{keras.backend.backend()}; wrote {args.out}/{models}, samples.png, shots.png, loss.png")
     return 0
 
 # %% ../nbs/11_cli.ipynb #6acd1748
-_FINETUNE_VAE_KEYS = ("source", "target", "shots", "method", "seed")
-
-def _add_finetune_vae(sub) -> None:
-    from gan_tl_course.vae_transfer import VAE_METHODS
-    p = sub.add_parser("finetune-vae", help="adapt a pretrained VAE to a few target images (chapter 15a)",
-                       description="Fine-tune a pretrained source VAE on a target data set or image folder with a VAE "
-                                   "transfer method (chapter 15a).")
-    p.add_argument("--source", help="shipped VAE source (fashion28_vae, fashion28_nobag_vae) or a pretrain-vae run "
-                                    "folder (required for a new run)")
-    _add_target(p)
-    p.add_argument("--method", default="vae_finetune", choices=list(VAE_METHODS))
-    _add_run_folder(p)
-    p.set_defaults(func=finetune_vae_command)
-
-def finetune_vae_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl finetune-vae`: draw the shots, adapt the source VAE, write the models and pictures."
+def _finetune_vae(args: argparse.Namespace) -> int:
+    "Adapt a source VAE with one of chapter 15a's methods."
     from gan_tl_course.models import image_shape_of
     from gan_tl_course.vae_transfer import fine_tune_vae, load_vae_source
-    checkpoint = _prepare_run(args, "finetune-vae", _FINETUNE_VAE_KEYS)
-    _require_source_and_target(args)
+    checkpoint = _prepare_run(args, "finetune-vae", _FINETUNE_KEYS["vae"])
+    _require_source_and_images(args)
     source = load_vae_source(args.source)
     shots = _draw_shots(args, image_shape_of(source.decoder))
     t0 = time.perf_counter()
     trainer = fine_tune_vae(source, shots, args.method, steps=args.steps, seed=args.seed, run_dir=args.out,
                             resume=checkpoint or False, overwrite=args.overwrite, progress=not args.quiet,
-                            run_options={k: getattr(args, k) for k in _FINETUNE_VAE_KEYS}, devices=args.devices)
+                            run_options={k: getattr(args, k) for k in _FINETUNE_KEYS["vae"]}, devices=args.devices)
     return _finish_finetune(args, trainer, shots, time.perf_counter() - t0, args.method, _write_vae_run,
                             "encoder.keras, decoder.keras")
 
@@ -427,7 +437,7 @@ def demo_command(args: argparse.Namespace) -> int:
     print(f"demo done in {summary['seconds']:.0f} s; open {Path(args.out) / 'report.html'}")
     return 0
 
-# %% ../nbs/11_cli.ipynb #f57bbd6e
+# %% ../nbs/11_cli.ipynb #6a433e43
 def _add_transfer_bench(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
     from gan_tl_course.vae_transfer import VAE_METHODS
@@ -457,6 +467,7 @@ def _add_transfer_bench(sub) -> None:
                    help="run every N-th of the cells still to do, from the I-th (N processes, each its own --out)")
     p.set_defaults(func=transfer_bench_command)
 
+# %% ../nbs/11_cli.ipynb #244d0aa2
 def _targets(specs: list[str], known: dict[str, dict] | None = None) -> dict[str, dict]:
     "The benchmark's targets from --targets: names of `known` (default `TARGETS`), or SOURCE=DATA, named after both (file-safe)."
     import re
@@ -474,6 +485,7 @@ def _targets(specs: list[str], known: dict[str, dict] | None = None) -> dict[str
                            "(e.g. fashion28=mnist_5k, or fashion28=path/to/images)")
     return targets
 
+# %% ../nbs/11_cli.ipynb #ad43132c
 def transfer_bench_command(args: argparse.Namespace) -> int:
     "Run `gan-tl transfer-bench` (a GAN or a VAE grid) and print the KID table."
     from gan_tl_course.core import check_output_dir, runtime_info
@@ -536,8 +548,7 @@ def load_generator(path: str | Path):
 def sample_command(args: argparse.Namespace) -> int:
     "Run `gan-tl sample`: write a PNG grid of `--n` samples."
     from gan_tl_course.core import check_number, check_output_file, image_grid, save_png
-    from gan_tl_course.models import latent_dim_of
-    from gan_tl_course.train import generate_images
+    from gan_tl_course.models import generate_images, latent_dim_of
     out = check_output_file(args.out, "--out", ".png")
     check_number("--seed", args.seed, 0, integer=True)
     check_number("--n", args.n, 1, integer=True, hint="the number of samples to draw")
@@ -551,7 +562,7 @@ def sample_command(args: argparse.Namespace) -> int:
     print(f"wrote {args.n} samples to {path}")
     return 0
 
-# %% ../nbs/11_cli.ipynb #caf3315e
+# %% ../nbs/11_cli.ipynb #3fe2b54b
 def _add_bench(sub) -> None:
     from gan_tl_course.models import PRESETS
     p = sub.add_parser("bench", help="training images/s of GANTrainer vs a reference loop (--study: every loop, backend "
@@ -560,7 +571,7 @@ def _add_bench(sub) -> None:
                                    "(keras-io style on TensorFlow) for the same models, in one process; with --study, "
                                    "every variant of the CPU or GPU study, each in its own process (chapter 5a).")
     p.add_argument("--preset", default="dcgan28", choices=list(PRESETS))
-    p.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="images per step, each timed")
     p.add_argument("--width", type=int, nargs="+", default=None,
                    help="channel width multiplier (default: the preset's); several with --study")
     p.add_argument("--steps", type=int, default=50, help="timed steps per loop")
@@ -581,6 +592,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--out", default=None, help="JSON file to write")
     p.set_defaults(func=bench_command)
 
+# %% ../nbs/11_cli.ipynb #9036b45e
 def bench_command(args: argparse.Namespace) -> int:
     "Run `gan-tl bench`: print the table and write the JSON."
     import keras
@@ -600,7 +612,7 @@ def bench_command(args: argparse.Namespace) -> int:
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
     jit = {"auto": None, "on": True, "off": False}[args.jit]
-    result = benchmark(images, args.preset, args.batch, args.steps, args.steps_per_call, jit,
+    result = benchmark(images, args.preset, args.batch_sizes, args.steps, args.steps_per_call, jit,
                        args.width[0] if args.width else None, args.peer)
     return _report(result, format_benchmark(result), args.command_line, out)
 
@@ -614,6 +626,7 @@ def _report(result: dict, table: str, command_line: str, out: Path | None) -> in
         print(f"wrote {out}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #a72f4e00
 def _study_command(args: argparse.Namespace, out: Path | None) -> int:
     "`gan-tl bench --study`: every variant of the chosen study, each in its own process; the table, and the JSON in --out."
     from gan_tl_course.bench import CPU_STUDY, GPU_STUDY, format_study, speed_study
@@ -631,7 +644,7 @@ def _study_command(args: argparse.Namespace, out: Path | None) -> int:
         raise CLIError(f"--variants: {', '.join(map(repr, unknown))} not in the {args.study} study; its variants are "
                        f"{', '.join(map(repr, variants))}")
     variants = {k: v for k, v in variants.items() if k in (args.variants or variants)}
-    study = speed_study(variants, args.preset, args.width or (None,), args.batch, args.seconds, args.limit, peak,
+    study = speed_study(variants, args.preset, args.width or (None,), args.batch_sizes, args.seconds, args.limit, peak,
                         args.repeats)
     return _report(study, format_study(study), args.command_line, out)
 
@@ -705,7 +718,7 @@ def judge_command(args: argparse.Namespace) -> int:
     print(f"mean class accuracy {entry['mean_class_accuracy']:.4f}; wrote {entry['file']} to {args.out or ASSETS}")
     return 0
 
-# %% ../nbs/11_cli.ipynb #7f2bcc60
+# %% ../nbs/11_cli.ipynb #51cec090
 def _add_probe(sub) -> None:
     p = sub.add_parser("probe", help="linear probes of a source discriminator's features on labelled targets",
                        description="Probe every block of a source's discriminator, frozen, with a logistic regression "
@@ -713,7 +726,7 @@ def _add_probe(sub) -> None:
                                    "trained on the shots and a supervised reference (chapter 8b).")
     p.add_argument("--source", default="fashion28", help="shipped source or pretrain run folder")
     p.add_argument("--targets", nargs="+", default=["fashion", "digits", "animals"], choices=["fashion", "digits", "animals"])
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 50], help="labelled images per class")
+    p.add_argument("--shots-per-class", type=int, nargs="+", default=[1, 5, 10, 50], help="labelled images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--vae", metavar="SOURCE", help="also probe this VAE source's encoder and a random encoder (chapter 15a)")
     p.add_argument("--no-supervised", action="store_true", help="leave out the supervised reference (trains a CNN first)")
@@ -721,6 +734,7 @@ def _add_probe(sub) -> None:
     p.add_argument("--csv", help="also write every row to this .csv file")
     p.set_defaults(func=probe_command)
 
+# %% ../nbs/11_cli.ipynb #d9ad445a
 def _new_file(path: str | Path, option: str, suffix: str, *beside: str) -> Path:
     "`path` as a new `suffix` file (and new files with the `beside` suffixes next to it): results are never overwritten."
     from gan_tl_course.core import BadValue, check_output_file
@@ -730,17 +744,18 @@ def _new_file(path: str | Path, option: str, suffix: str, *beside: str) -> Path:
     return out
 
 def _check_grid(args: argparse.Namespace) -> Path | None:
-    "Check the options `probe` and `generated` share: --shots, --seeds, --limit and --csv, a new file; returns --csv's path."
+    "Check the options `probe` and `generated` share: --shots-per-class, --seeds, --limit and --csv, a new file; returns --csv's path."
     from gan_tl_course.core import check_number
     out = _new_file(args.csv, "--csv", ".csv") if args.csv else None
-    for k in args.shots:
-        check_number("--shots", k, 1, integer=True, hint="labelled images per class")
+    for k in args.shots_per_class:
+        check_number("--shots-per-class", k, 1, integer=True, hint="labelled images per class")
     for seed in args.seeds:
         check_number("--seeds", seed, 0, integer=True)
     if args.limit is not None:
         check_number("--limit", args.limit, 20, integer=True, hint="images per pool and test set")
     return out
 
+# %% ../nbs/11_cli.ipynb #bd644d16
 def probe_command(args: argparse.Namespace) -> int:
     "Run `gan-tl probe` and print the accuracy tables."
     from gan_tl_course.features import (feature_networks, probe_benchmark, probe_table, probe_targets,
@@ -753,7 +768,7 @@ def probe_command(args: argparse.Namespace) -> int:
     targets = probe_targets(args.targets, limit=args.limit)
     if not args.no_supervised:
         networks["supervised CNN"] = supervised_features(supervised_classifier())
-    rows = probe_benchmark(targets, networks, args.shots, args.seeds)
+    rows = probe_benchmark(targets, networks, args.shots_per_class, args.seeds)
     print(probe_table(rows))
     if out is not None:
         _write_rows(out, rows)
@@ -767,6 +782,7 @@ def _write_rows(out: Path, rows: list[dict]) -> None:
         writer.writeheader(); writer.writerows(rows)
     print(f"{len(rows)} rows in {out}")
 
+# %% ../nbs/11_cli.ipynb #c30e9352
 def _add_generated(sub) -> None:
     p = sub.add_parser("generated", help="few-shot classifiers trained on real shots and on a conditional GAN's images",
                        description="Fine-tune a class-conditional source on k labelled images per class and train a "
@@ -775,7 +791,7 @@ def _add_generated(sub) -> None:
                                    "scratch GAN's images; print held-out accuracy and label fidelity (chapter 8c).")
     p.add_argument("--source", default="fashion28_conditional", help="class-conditional shipped source or pretrain run folder")
     p.add_argument("--targets", nargs="+", default=["digits", "animals"], choices=["fashion", "digits", "animals"])
-    p.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
+    p.add_argument("--shots-per-class", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
     p.add_argument("--m", type=int, nargs="+", default=[100, 500], help="generated images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--gan-steps", type=int, default=300, help="steps of each GAN run (fine-tuned and scratch)")
@@ -787,22 +803,22 @@ def _add_generated(sub) -> None:
 
 def generated_command(args: argparse.Namespace) -> int:
     "Run `gan-tl generated` and print the accuracy tables."
-    from gan_tl_course.core import check_number
     from gan_tl_course.features import probe_targets
+    from gan_tl_course.core import check_number
     from gan_tl_course.generated import classifier_benchmark, classifier_table
     out = _check_grid(args)
     for m in args.m:
         check_number("--m", m, 1, integer=True, hint="generated images per class")
     for name in ("gan_steps", "classifier_steps", "oracle_steps"):
         check_number(_option(name), getattr(args, name), 1, integer=True)
-    rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots, args.m,
+    rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots_per_class, args.m,
                                 args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps, out=out)
     print(classifier_table(rows))
     if out is not None:
         print(f"{len(rows)} rows in {out}")
     return 0
 
-# %% ../nbs/11_cli.ipynb #e0b35abc
+# %% ../nbs/11_cli.ipynb #0a16a89a
 def _add_invert(sub) -> None:
     p = sub.add_parser("invert", help="find the latent vectors of images under a generator",
                        description="For each image, the latent vector (and label, for a class-conditional generator) "
@@ -817,6 +833,7 @@ def _add_invert(sub) -> None:
     p.add_argument("--out", required=True, help="a new .npz file; the picture is written beside it as .png")
     p.set_defaults(func=invert_command)
 
+# %% ../nbs/11_cli.ipynb #2c48b63c
 def _add_blend(sub) -> None:
     p = sub.add_parser("blend", help="blend a source with a generator fine-tuned from it into a new .keras generator",
                        description="Layer swapping (--swap-at K: blocks below K from --tuned, the rest from --source) or "
@@ -881,8 +898,8 @@ def _add_adapt(sub) -> None:
 
 def adapt_command(args: argparse.Namespace) -> int:
     "Run `gan-tl adapt` and print the accuracy table."
-    from gan_tl_course.adapt import adaptation_benchmark, adaptation_table
     from gan_tl_course.core import check_output_dir
+    from gan_tl_course.adapt import adaptation_benchmark, adaptation_table
     out = check_output_dir(args.out, "--out")              # an existing folder: adaptation_benchmark refuses it
     rows = adaptation_benchmark(args.pairs, args.seeds, args.steps, args.gan_steps, args.finetune_steps, args.n_pairs,
                                 args.limit, out, command=args.command_line)
@@ -890,14 +907,14 @@ def adapt_command(args: argparse.Namespace) -> int:
     print(f"{len(rows)} rows in {out / 'results.csv'}")
     return 0
 
-# %% ../nbs/11_cli.ipynb #10c7d693
+# %% ../nbs/11_cli.ipynb #364aea58
 def make_parser() -> argparse.ArgumentParser:
     "The `gan-tl` argument parser with all sub-commands."
     parser = argparse.ArgumentParser(prog="gan-tl", allow_abbrev=False,
                                      description="GAN transfer learning course: command-line jobs. "
                                      "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_pretrain, _add_pretrain_vae, _add_finetune, _add_finetune_vae, _add_transfer_bench, _add_sample, _add_bench,
+    for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
                 _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend,
                 _add_adapt):
         add(sub)
@@ -910,17 +927,28 @@ def _given(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> se
     options = parser._subparsers._group_actions[0].choices[command]._option_string_actions
     return {options[a.split("=")[0]].dest for a in argv if a.split("=")[0] in options}
 
+# %% ../nbs/11_cli.ipynb #e7516a05
+ALIASES = {"pretrain-vae": ["pretrain", "--family", "vae"], "finetune-vae": ["finetune", "--family", "vae"]}
+
+def _new_form(argv: list[str]) -> list[str]:
+    "`argv` with an old command name (`ALIASES`) written in today's form, which is printed to stderr."
+    if not argv or argv[0] not in ALIASES:
+        return argv
+    new = ALIASES[argv[0]] + argv[1:]
+    print(f"gan-tl {argv[0]} is now: gan-tl {' '.join(new)}", file=sys.stderr)
+    return new
+
 def main(argv: list[str] | None = None) -> int:
     "Console entry point of `gan-tl`."
     from gan_tl_course.core import BadValue
     from gan_tl_course.runs import NonFiniteLossError
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _new_form(sys.argv[1:] if argv is None else list(argv))
     parser = make_parser()
     args = parser.parse_args(argv)
     args.given = _given(parser, args.command, argv)
     args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
     try:
-        from gan_tl_course.train import join_hosts
+        from gan_tl_course.devices import join_hosts
         join_hosts()                                    # one process of a run across machines, if the environment says so
         return args.func(args)
     except BadValue as e:

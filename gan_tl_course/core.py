@@ -11,16 +11,14 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 
 # %% auto #0
-__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'device_share', 'own_rows', 'per_image_random',
-           'mean_over_devices', 'whole_batch', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
-           'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'markdown_table', 'html_table', 'cache_dir',
-           'check_output_dir', 'check_output_file']
+__all__ = ['in_test_mode', 'by_mode', 'runtime_info', 'set_seed', 'BadValue', 'check_number', 'to_unit', 'to_uint8', 'image_grid',
+           'save_png', 'show_images', 'sha256_file', 'sha256_arrays', 'markdown_table', 'html_table', 'mean_std',
+           'cache_dir', 'check_output_dir', 'check_output_file']
 
 # %% ../nbs/00_core.ipynb #6f6d7a1c
 def in_test_mode() -> bool:
@@ -56,47 +54,6 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
 
-# %% ../nbs/00_core.ipynb #14a18472
-def device_share() -> tuple[int, int]:
-    """`(index, count)` of the device whose share of the batch this code computes, inside a TensorFlow
-    `strategy.run` (chapter 5); `(0, 1)` elsewhere: on one device, and on JAX, whose compiled step sees the whole batch."""
-    if keras.backend.backend() != "tensorflow":
-        return 0, 1
-    import tensorflow as tf
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return 0, 1
-    return context.replica_id_in_sync_group, context.num_replicas_in_sync
-
-def own_rows(x: "Tensor") -> "Tensor":
-    "This device's rows of `x`, a tensor drawn for the whole batch (`device_share`); `x` itself on one device."
-    index, count = device_share()
-    if count == 1:
-        return x
-    rows = keras.ops.shape(x)[0] // count
-    return x[index * rows:(index + 1) * rows]
-
-def per_image_random(draw: Callable[[tuple], "Tensor"], shape: tuple) -> "Tensor":
-    """`draw(shape)` for this device's `shape[0]` images: drawn for the whole batch and cut to this device's rows
-    (`own_rows`), so that N devices draw what one device draws."""
-    count = device_share()[1]
-    return own_rows(draw((shape[0] * count, *shape[1:])))
-
-def mean_over_devices(x: "Tensor") -> "Tensor":
-    "The mean of `x` over the devices sharing the batch (an all-reduce inside TensorFlow's `strategy.run`); `x` elsewhere."
-    if device_share()[1] == 1:
-        return x
-    import tensorflow as tf
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, x)
-
-def whole_batch(x: "Tensor") -> "Tensor":
-    """Every device's rows of `x`, in order (an all-gather inside TensorFlow's `strategy.run`); `x` elsewhere. For a loss
-    that compares images across the batch (CDC, chapter 8): each device then computes it on the whole batch."""
-    if device_share()[1] == 1:
-        return x
-    import tensorflow as tf
-    return tf.distribute.get_replica_context().all_gather(x, axis=0)
-
 # %% ../nbs/00_core.ipynb #c092050e
 class BadValue(ValueError):
     "A value that cannot work, refused where it enters: the message names it, what it must be and what came."
@@ -106,7 +63,7 @@ class BadValue(ValueError):
         super().__init__(self.named(name))
 
     def named(self, name: str) -> str:
-        "The message with the value called `name` (e.g. the command-line option `--lr` for `lr_g`)."
+        "The message with the value called `name` (e.g. the command-line option `--lr-g` for `lr_g`)."
         return f"{name} must be {self.must}, got {self.value!r}" + (f"; {self.hint}" if self.hint else "")
 
 # %% ../nbs/00_core.ipynb #e6ac13fe
@@ -214,6 +171,12 @@ def html_table(header: list[str], rows: list[list], align: str | None = None) ->
     body = "".join("<tr>" + "".join(f"<td{style(a)}>{html.escape(str(c))}</td>" for c, a in zip(row, align)) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+# %% ../nbs/00_core.ipynb #10c33816
+def mean_std(values, digits: int = 3) -> str:
+    "`mean ± std` (the sample standard deviation) of results over seeds, or the mean alone for a single seed."
+    v = np.asarray(values, float)
+    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
 
 # %% ../nbs/00_core.ipynb #1eefe765
 def cache_dir() -> Path:

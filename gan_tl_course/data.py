@@ -31,8 +31,8 @@ __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASH
            'find_fashion_mnist', 'read_idx', 'load_fashion_mnist', 'per_class_shots', 'load_mnist_5k', 'load_mnist',
            'load_sklearn_digits', 'ArrayUnpickler', 'load_array_pickle', 'near_duplicate_groups', 'load_animal_mnist',
            'emoji_group', 'find_emoji_font', 'load_emoji', 'font_folders', 'font_group', 'digit_fonts', 'render_digit',
-           'load_font_digits', 'skimage_photo', 'blend_with_photos', 'load_mnist_m_lite', 'load_image_folder',
-           'load_dataset', 'as_image_set', 'few_shot', 'DeviceImages']
+           'load_font_digits', 'skimage_photo', 'blend_with_photos', 'load_mnist_m_lite', 'pil_to_array',
+           'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot', 'DeviceImages']
 
 # %% ../nbs/01_data.ipynb #cd5e00c7
 def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
@@ -234,14 +234,14 @@ def load_fashion_mnist(split: str = "train", classes=None, download: bool = Fals
 # %% ../nbs/01_data.ipynb #9010ea3e
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
-def per_class_shots(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    "Row indices of `k` images of every class in `labels`, drawn with `seed` (sorted)."
+def per_class_shots(labels: np.ndarray, shots_per_class: int, seed: int = 0) -> np.ndarray:
+    "Row indices of `shots_per_class` images of every class in `labels`, drawn with `seed` (sorted)."
     rng = np.random.default_rng(seed)
     picks = []
     for c in np.unique(labels[labels >= 0]):
         rows = np.flatnonzero(labels == c)
-        check_number("k", k, 1, len(rows), integer=True, hint=f"class {c} has {len(rows)} images")
-        picks.append(rng.choice(rows, k, replace=False))
+        check_number("shots_per_class", shots_per_class, 1, len(rows), integer=True, hint=f"class {c} has {len(rows)} images")
+        picks.append(rng.choice(rows, shots_per_class, replace=False))
     return np.sort(np.concatenate(picks))
 
 def load_mnist_5k(split: str = "all") -> ImageSet:
@@ -626,7 +626,7 @@ def load_mnist_m_lite(split: str = "train", seed: int = 0) -> ImageSet:
 # %% ../nbs/01_data.ipynb #57e4b54f
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
-def _to_array(im, channels: int, size: tuple[int, int]) -> np.ndarray:
+def pil_to_array(im, channels: int, size: tuple[int, int]) -> np.ndarray:
     "Apply the folder rule to one PIL image: orient, flatten alpha onto white, convert, center-crop, resize."
     from PIL import Image, ImageOps
     im = ImageOps.exif_transpose(im)
@@ -682,7 +682,7 @@ def load_image_folder(path: str | Path, size: int | tuple[int, int] = 64, channe
             with Image.open(f) as im:
                 im.seek(0)
                 im.load()
-                arr = _to_array(im, channels, hw)
+                arr = pil_to_array(im, channels, hw)
         except Exception as e:
             reason = f"cannot decode ({type(e).__name__}: {e})"
             if strict:

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from .core import image_grid
-from .data import ImageSpec, _to_array, as_image_set
+from .data import ImageSpec, pil_to_array, as_image_set
 from .invert import invert
 from .models import image_shape_of, latent_dim_of
 from .widgets import GanWidget, ganspace_directions, move, render
@@ -49,7 +49,7 @@ def image_from_bytes(content: bytes, image_shape: tuple[int, int, int], name: st
         try:
             im.seek(0)
             im.load()
-            return _to_array(im, image_shape[2], image_shape[:2])
+            return pil_to_array(im, image_shape[2], image_shape[:2])
         except Exception as e:
             raise ValueError(f"{name} could not be decoded ({type(e).__name__}: {e}); it may be damaged: upload "
                              "another file") from None
@@ -57,9 +57,9 @@ def image_from_bytes(content: bytes, image_shape: tuple[int, int, int], name: st
 # %% ../nbs/12b_edit.ipynb #9c3df276
 class InvertAndEdit(GanWidget):
     """Invert an image — one of `images` (a slider) or an uploaded file — under the first of `generators`, move its
-    latent vector along `k` GANSpace directions, and see it drawn by every generator, side by side."""
+    latent vector along `n_directions` GANSpace directions, and see it drawn by every generator, side by side."""
 
-    def __init__(self, generators: dict[str, keras.Model], images: ImageSpec | None = None, k: int = 4,
+    def __init__(self, generators: dict[str, keras.Model], images: ImageSpec | None = None, n_directions: int = 4,
                  steps: int = 300, restarts: int = 4, max_bytes: int = MAX_UPLOAD_BYTES):
         self.generators = dict(generators)
         if not self.generators:
@@ -73,12 +73,12 @@ class InvertAndEdit(GanWidget):
         self.data = None if images is None else as_image_set(images, self.shape, "images")
         self.steps, self.restarts, self.max_bytes = steps, restarts, max_bytes
         self.resetting = False                            # True while set_image puts the sliders back to 0
-        self.directions, _ = ganspace_directions(self.source, k)
+        self.directions, _ = ganspace_directions(self.source, n_directions)
         self.choice = W.IntSlider(0, 0, max(len(self.data) - 1, 0), description="image") if self.data else None
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
         self.message = W.HTML()
         self.sliders = [W.FloatSlider(0.0, min=-3.0, max=3.0, step=0.25, description=f"direction {i}")
-                        for i in range(k)]
+                        for i in range(n_directions)]
         picker = W.HBox([c for c in (self.choice, self.upload) if c is not None])
         super().__init__([picker, self.message, *self.sliders])
         self._observe(*self.sliders)

@@ -20,9 +20,8 @@ from .data import ImageSpec, as_image_set
 from .judge import FeatureNet, feature_net, feature_net_for
 from .metrics import (class_entropy, classifier_score, fid, judge_accuracy, kid, manifold_metrics,
                                    memorization, nearest_neighbours)
-from .models import image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .models import generate_images, image_shape_of, is_conditional, latent_dim_of, num_label_classes
 from .runs import write_scalars
-from .train import generate_images
 
 # %% auto #0
 __all__ = ['MIN_N', 'METRIC_INFO', 'judge_class', 'Reference', 'prepare_reference', 'score', 'Report', 'evaluate', 'nearest_grid',

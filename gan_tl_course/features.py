@@ -13,7 +13,8 @@ import numpy as np
 
 from .core import markdown_table, set_seed, to_unit
 from .data import ImageSet, load_dataset, per_class_shots
-from .models import block_names, block_outputs, image_shape_of
+from .models import block_names, block_outputs, check_image_shape
+from .judge import fit_classifier
 from .transfer import load_source
 
 # %% auto #0
@@ -29,14 +30,6 @@ def pool_grid(maps: np.ndarray, grid: int = 2) -> np.ndarray:
     cells = [cell.mean(axis=(1, 2)) for row in rows for cell in np.array_split(row, grid, axis=2)]
     return np.concatenate(cells, axis=1)
 
-def _check_images(model: keras.Model, shape: tuple) -> None:
-    "Refuse images of `shape` (H, W, C) if `model` takes another, naming both and the fix."
-    shape, takes = tuple(shape), image_shape_of(model)
-    if shape != takes:
-        raise ValueError(f"{model.name} takes {'×'.join(map(str, takes))} images and these are "
-                         f"{'×'.join(map(str, shape))}: use a network made for this shape (for 28×28 gray targets, the "
-                         "fashion28 source), or resize the images first (data.as_image_set)")
-
 def block_features(model: keras.Model, images: np.ndarray, prefix: str = "d", grid: int = 2,
                    blocks: Sequence[str] | None = None, batch_size: int = 500) -> dict[str, np.ndarray]:
     "Pooled features of uint8 `images` at the blocks `{prefix}_block_i` of `model` (all, or those in `blocks`), by name."
@@ -45,7 +38,7 @@ def block_features(model: keras.Model, images: np.ndarray, prefix: str = "d", gr
     if unknown or not names:
         raise ValueError(f"{model.name} has no block {', '.join(unknown) or prefix + '_block_*'}; its blocks with "
                          f"prefix {prefix!r} are: {', '.join(names) or 'none'} (a generator's have prefix 'g')")
-    _check_images(model, np.shape(images)[1:])
+    check_image_shape(model, np.shape(images)[1:])
     outputs = block_outputs(model, prefix)
     out = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
@@ -99,14 +92,13 @@ def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int =
     if limit is not None:
         train = train.take(np.arange(limit))
     model = small_cnn(10, seed)
-    model.fit(to_unit(train.images), train.labels, batch_size=128, epochs=epochs, verbose=0)
-    return model
+    return fit_classifier(model, train.images, train.labels, batch_size=128, epochs=epochs)
 
 def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tuple = (28, 28, 1)) -> dict:
     """Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels.
     A source that does not take `image_shape` images (those of the probe targets) is refused at once."""
     _, d = load_source(source)
-    _check_images(d, image_shape)
+    check_image_shape(d, image_shape)
     set_seed(seed)
     random_d = keras.models.clone_model(d)                     # same layers, fresh weights from their initialisers
     return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
@@ -123,63 +115,62 @@ def supervised_features(classifier: keras.Model):
     features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
     return lambda x: {"features": model_outputs(features, x)}
 
-def train_cnn(train: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
-    """`small_cnn` (with `augment`: its `shift` and `rotation`) trained on `train` for exactly `steps` batches: the
+def train_cnn(images: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
+    """`small_cnn` (with `augment`: its `shift` and `rotation`) trained on labelled `images` for exactly `steps` batches: the
     images in a fresh random order each pass, as one long epoch (a few shots per class make one-batch epochs, and
     Keras' per-epoch work would cost more than the training)."""
-    model = small_cnn(len(train.class_names), seed, **augment)
+    model = small_cnn(len(images.class_names), seed, **augment)
     rng = np.random.default_rng(seed)
-    passes = -(-steps * batch_size // len(train))
-    order = np.concatenate([rng.permutation(len(train)) for _ in range(passes)])[:steps * batch_size]
-    model.fit(to_unit(train.images[order]), train.labels[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-    return model
+    passes = -(-steps * batch_size // len(images))
+    order = np.concatenate([rng.permutation(len(images)) for _ in range(passes)])[:steps * batch_size]
+    return fit_classifier(model, images.images[order], images.labels[order], batch_size, shuffle=False)
 
 def held_out_accuracy(model: keras.Model, test: ImageSet) -> float:
     "The fraction of `test` images a classifier labels correctly."
     return float((model_outputs(model, test.images).argmax(1) == test.labels).mean())
 
-def scratch_cnn_accuracy(train: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
-    "Test accuracy of the small CNN trained from scratch on `train` alone for `steps` batches of up to 64."
-    return held_out_accuracy(train_cnn(train, seed, steps), test)
+def scratch_cnn_accuracy(images: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
+    "Test accuracy of the small CNN trained from scratch on `images` alone for `steps` batches of up to 64."
+    return held_out_accuracy(train_cnn(images, seed, steps), test)
 
 # %% ../nbs/08b_features.ipynb #8477cac3
-def check_shots_per_class(targets: dict[str, tuple[ImageSet, ImageSet]], shots: Sequence[int]) -> None:
+def check_shots_per_class(targets: dict[str, tuple[ImageSet, ImageSet]], shots_per_class: Sequence[int]) -> None:
     "Refuse shot counts above the size of a target pool's smallest class, naming the class and the largest k it allows."
     for target, (pool, _) in targets.items():
         counts = np.bincount(pool.labels[pool.labels >= 0], minlength=len(pool.class_names))
-        if max(shots) > counts.min():
-            raise ValueError(f"shots {max(shots)} per class: target {target!r} has only {counts.min()} images of class "
+        if max(shots_per_class) > counts.min():
+            raise ValueError(f"shots_per_class {max(shots_per_class)}: target {target!r} has only {counts.min()} images of class "
                              f"{pool.class_names[counts.argmin()]!r} to draw from; ask for at most {counts.min()}")
 
-def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots: Sequence[int] = (1, 5, 10, 50),
+def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots_per_class: Sequence[int] = (1, 5, 10, 50),
                     seeds: Sequence[int] = (0, 1, 2), scratch_steps: int = 300, log=print) -> list[dict]:
-    "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots × seed."
-    check_shots_per_class(targets, shots)                     # refused before any work
+    "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots per class × seed."
+    check_shots_per_class(targets, shots_per_class)                     # refused before any work
     rows = []
     for target, (pool, test) in targets.items():
         t0 = time.perf_counter()
         test_features = {net: f(test.images) for net, f in networks.items()}
-        for k in shots:
+        for k in shots_per_class:
             for seed in seeds:
                 picks = per_class_shots(pool.labels, k, seed)
                 train = pool.take(picks)
                 for net, f in networks.items():
                     for block, train_x in f(train.images).items():
                         acc = linear_probe(train_x, train.labels, test_features[net][block], test.labels)
-                        rows.append(dict(target=target, shots=k, seed=seed, network=net, block=block, accuracy=acc))
-                rows.append(dict(target=target, shots=k, seed=seed, network="scratch CNN", block="end to end",
+                        rows.append(dict(target=target, shots_per_class=k, seed=seed, network=net, block=block, accuracy=acc))
+                rows.append(dict(target=target, shots_per_class=k, seed=seed, network="scratch CNN", block="end to end",
                                  accuracy=scratch_cnn_accuracy(train, test, seed, scratch_steps)))
-        log(f"{target}: {len(shots) * len(seeds)} shot draws in {time.perf_counter() - t0:.0f} s")
+        log(f"{target}: {len(shots_per_class) * len(seeds)} shot draws in {time.perf_counter() - t0:.0f} s")
     return rows
 
 def best_blocks(rows: list[dict]) -> list[dict]:
-    "Per (target, shots, network): the block with the highest mean accuracy over seeds, with mean, std and seeds."
+    "Per (target, shots per class, network): the block with the highest mean accuracy over seeds, with mean, std and seeds."
     cells = {}
     for r in rows:
-        cells.setdefault((r["target"], r["shots"], r["network"], r["block"]), []).append(r["accuracy"])
+        cells.setdefault((r["target"], r["shots_per_class"], r["network"], r["block"]), []).append(r["accuracy"])
     best = {}
     for (target, k, net, block), accs in cells.items():
-        entry = dict(target=target, shots=k, network=net, block=block, mean=float(np.mean(accs)),
+        entry = dict(target=target, shots_per_class=k, network=net, block=block, mean=float(np.mean(accs)),
                      std=float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0, seeds=len(accs))
         key = (target, k, net)
         if key not in best or entry["mean"] > best[key]["mean"]:
@@ -191,7 +182,7 @@ def probe_table(rows: list[dict]) -> str:
     best = best_blocks(rows)
     tables = []
     for target in dict.fromkeys(b["target"] for b in best):
-        cells = {(b["network"], b["shots"]): b for b in best if b["target"] == target}
+        cells = {(b["network"], b["shots_per_class"]): b for b in best if b["target"] == target}
         shots = sorted({k for _, k in cells}); nets = list(dict.fromkeys(n for n, _ in cells))
         body = [[net] + [f"{cells[net, k]['mean']:.3f} ± {cells[net, k]['std']:.3f} ({cells[net, k]['block']})"
                          if (net, k) in cells else "–" for k in shots] for net in nets]
@@ -212,7 +203,7 @@ def plot_probe_blocks(rows: list[dict], networks: Sequence[str] = ("source D", "
                 accs = {}
                 for r in rows:
                     if (r["target"], r["network"], r["block"]) == (target, net, block):
-                        accs.setdefault(r["shots"], []).append(r["accuracy"])
+                        accs.setdefault(r["shots_per_class"], []).append(r["accuracy"])
                 if accs:
                     k = sorted(accs)
                     ax.plot(k, [np.mean(accs[s]) for s in k], style, marker="o", color=f"C{colour}",

@@ -25,9 +25,10 @@ from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
 __all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'INTEGER_FIELDS', 'default_options', 'read_results', 'append_row',
-           'run_grid', 'transfer_benchmark', 'samples_name', 'run_cell', 'summarize', 'paired_differences',
-           'results_markdown', 'plot_metric_vs_shots', 'write_reports', 'curve_summary', 'curve_table', 'plot_curves',
-           'paired_text', 'paired_table', 'augment_table', 'same_device_pairs', 'read_samples']
+           'resolve_targets', 'run_grid', 'transfer_benchmark', 'samples_name', 'run_cell', 'summarize',
+           'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports', 'curve_summary',
+           'curve_table', 'plot_curves', 'paired_text', 'paired_table', 'augment_table', 'same_device_pairs',
+           'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
 TARGETS: dict[str, dict] = {
@@ -44,7 +45,7 @@ def default_options(method: str, steps: int) -> dict:
     "Method options of the benchmark: MineGAN mines for half of the step budget; the others use their defaults."
     return {"mine_steps": steps // 2} if method == "minegan" else {}
 
-INTEGER_FIELDS = ("shots", "seed", "steps", "step", "n_eval", "m")
+INTEGER_FIELDS = ("shots", "shots_per_class", "seed", "steps", "step", "n_eval", "m")
 
 def _parse(field: str, value: str):
     "A benchmark .csv value: an int for `INTEGER_FIELDS`, else a float where it reads as one, else the text."
@@ -76,7 +77,7 @@ def _cell_key(row: dict) -> tuple:
     return (row["target"], int(row["shots"]), row["method"], row["augment"], int(row["seed"]), int(row["steps"]))
 
 # %% ../nbs/08a_fewshot.ipynb #b7581402
-def _resolve_targets(targets: Sequence[str] | dict, known: dict[str, dict] = TARGETS) -> dict[str, dict]:
+def resolve_targets(targets: Sequence[str] | dict, known: dict[str, dict] = TARGETS) -> dict[str, dict]:
     "The grid's targets: names of `known` (default `TARGETS`), or a dict of your own, each with a source and data."
     if isinstance(targets, dict):
         incomplete = [name for name, spec in targets.items() if not {"source", "data"} <= set(spec)]
@@ -151,7 +152,7 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     if eval_every is not None:
         check_number("eval_every", eval_every, 1, integer=True, hint="steps between evaluations during a run")
     augment_setting(augment)
-    targets = _resolve_targets(targets)
+    targets = resolve_targets(targets)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
@@ -169,19 +170,19 @@ def samples_name(target: str, shots: int, method: str, augment: str, seed: int) 
     run = method if augment == "diffaugment" else f"{method}+{augment}"
     return f"{target}_k{shots}_{run}_s{seed}.png"
 
-def run_cell(source, train: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
+def run_cell(source, images: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
              samples_png: Path | None = None, progress: bool = False,
              eval_every: int | None = None) -> tuple[dict, list[dict]]:
-    """One `fine_tune` run of `method` on `train`, evaluated against `reference`: the row without target and shots,
+    """One `fine_tune` run of `method` on `images`, evaluated against `reference`: the row without target and shots,
     and its curve, `{step, KEPT...}` every `eval_every` steps (the last one is the row's own evaluation), or []."""
-    during = EvaluateEvery(reference, eval_every, train=train) if eval_every else None
+    during = EvaluateEvery(reference, eval_every, train=images) if eval_every else None
     t0 = time.perf_counter()
-    trainer = fine_tune(source, train, method=method, augment=augment, steps=steps, seed=seed, progress=progress,
+    trainer = fine_tune(source, images, method=method, augment=augment, steps=steps, seed=seed, progress=progress,
                         callbacks=[during] if during else [], **default_options(method, steps))
     reports = during.reports if during else []
     seconds = time.perf_counter() - t0 - sum(r.seconds for _, r in reports)      # training only
     last = reports[-1] if reports else None
-    report = last[1] if last and last[0] == trainer.step else evaluate(trainer.ema_generator, reference, train=train)
+    report = last[1] if last and last[0] == trainer.step else evaluate(trainer.ema_generator, reference, train=images)
     if samples_png is not None:
         z = np.random.default_rng(0).standard_normal((32, trainer.latent_dim)).astype("float32")
         save_png(image_grid(trainer.generate(z), ncols=16), samples_png)

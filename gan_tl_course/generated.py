@@ -11,13 +11,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import markdown_table, to_uint8
+from .core import markdown_table, mean_std, to_uint8
 from .data import ImageSet, per_class_shots
 from .features import check_shots_per_class, held_out_accuracy, supervised_features, train_cnn
 from .fewshot import append_row, paired_text
 from .metrics import nearest_neighbours
-from .models import is_conditional, latent_dim_of, num_label_classes
-from .train import generate_images
+from .models import generate_images, is_conditional, latent_dim_of, num_label_classes
 from .transfer import fine_tune, load_source
 
 # %% auto #0
@@ -53,26 +52,26 @@ def combine(*sets: ImageSet) -> ImageSet:
 STANDARD_AUGMENT = dict(shift=2 / 28, rotation=10 / 360)     # up to 2 px shifts and 10° turns of a 28 px image
 NO_AUGMENT = dict(shift=0.0, rotation=0.0)                   # the images as they are
 
-def oracle_classifier(pool: ImageSet, seed: int = 0, steps: int = 3000):
-    "The oracle: the small CNN trained with standard augmentation on a target's whole training pool (for label fidelity only)."
-    return train_cnn(pool, seed, steps, **STANDARD_AUGMENT)
+def oracle_classifier(images: ImageSet, seed: int = 0, steps: int = 3000):
+    "The oracle: the small CNN trained with standard augmentation on a target's whole training images (for label fidelity only)."
+    return train_cnn(images, seed, steps, **STANDARD_AUGMENT)
 
 def label_fidelity(oracle, images: ImageSet) -> float:
     "The fraction of `images` that the oracle labels as the class they were asked for."
     return held_out_accuracy(oracle, images)
 
 # %% ../nbs/08c_generated.ipynb #c49f1f1b
-def class_coverage(oracle, images: ImageSet, test: ImageSet, k: int = 5) -> float:
+def class_coverage(oracle, images: ImageSet, test: ImageSet, neighbours: int = 5) -> float:
     """Coverage of `test` by `images`, class by class, in the oracle's `features` layer: the share of each class's
-    test images whose `k`-nearest-test-neighbour ball of that class holds one of the class's `images`; the mean over classes."""
+    test images whose `neighbours`-nearest-test-neighbour ball of that class holds one of the class's `images`; the mean over classes."""
     features = supervised_features(oracle)
     real, fake = features(test.images)["features"], features(images.images)["features"]
     shares = []
     for c in np.unique(test.labels):
         r, f = real[test.labels == c], fake[images.labels == c]
-        if len(f) == 0 or len(r) <= k:
+        if len(f) == 0 or len(r) <= neighbours:
             shares.append(0.0 if len(f) == 0 else float("nan")); continue
-        radius = nearest_neighbours(r, r, k + 1)[0][:, -1]           # the 1st neighbour of a test image is itself
+        radius = nearest_neighbours(r, r, neighbours + 1)[0][:, -1]           # the 1st neighbour of a test image is itself
         f = np.repeat(f, 2, axis=0) if len(f) == 1 else f           # nearest_neighbours takes two or more; a copy moves no distance
         shares.append(float((nearest_neighbours(r, f, 1)[0][:, 0] <= radius).mean()))
     return float(np.nanmean(shares))
@@ -86,16 +85,16 @@ def _variants(shots: ImageSet, tuned: ImageSet, scratch: ImageSet, ms: Sequence[
     out += [("shots + scratch GAN", m, combine(shots, first_per_class(scratch, m)), NO_AUGMENT) for m in ms]
     return out
 
-def _check_targets(targets: dict[str, tuple[ImageSet, ImageSet]], generator, shots: Sequence[int]) -> None:
+def _check_targets(targets: dict[str, tuple[ImageSet, ImageSet]], generator, shots_per_class: Sequence[int]) -> None:
     "Refuse, before any training, a target with more classes than the source has labels, or fewer images than k."
     for name, (pool, _) in targets.items():
         if len(pool.class_names) > num_label_classes(generator):
             raise ValueError(f"target {name!r} has {len(pool.class_names)} classes and the conditional source only "
                              f"{num_label_classes(generator)} labels: pretrain a source with more labels "
                              "(`gan-tl pretrain --conditional` on a data set with as many classes)")
-    check_shots_per_class(targets, shots)
+    check_shots_per_class(targets, shots_per_class)
 
-GENERATED_FIELDS = ("target", "shots", "seed", "variant", "m", "accuracy", "label_fidelity", "coverage")
+GENERATED_FIELDS = ("target", "shots_per_class", "seed", "variant", "m", "accuracy", "label_fidelity", "coverage")
 
 def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: int, seed: int, ms: Sequence[int],
                gan_steps: int, classifier_steps: int) -> list[dict]:
@@ -110,24 +109,24 @@ def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: i
     for variant, m, images, augment in _variants(train, drawn["finetune"], drawn["scratch"], ms):
         model = train_cnn(images, seed, classifier_steps, **augment)
         used = "finetune" if "fine-tuned" in variant else "scratch" if "scratch" in variant else None
-        rows.append(dict(target=target, shots=k, seed=seed, variant=variant, m=m, accuracy=held_out_accuracy(model, test),
+        rows.append(dict(target=target, shots_per_class=k, seed=seed, variant=variant, m=m, accuracy=held_out_accuracy(model, test),
                          label_fidelity=fidelity[used] if used else float("nan"),
                          coverage=class_coverage(oracle, images, test)))
     return rows
 
 def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="fashion28_conditional",
-                         shots: Sequence[int] = (1, 5, 10), ms: Sequence[int] = (100, 500), seeds: Sequence[int] = (0, 1, 2),
+                         shots_per_class: Sequence[int] = (1, 5, 10), ms: Sequence[int] = (100, 500), seeds: Sequence[int] = (0, 1, 2),
                          gan_steps: int = 300, classifier_steps: int = 500, oracle_steps: int = 3000,
                          out: str | Path | None = None, log=print) -> list[dict]:
     """Held-out accuracy of every classifier variant, with the label fidelity of its generated images and the
-    coverage of its training images, for each target × shots × seed.
+    coverage of its training images, for each target × shots per class × seed.
     `targets`: name -> (training pool, test set), e.g. `features.probe_targets(["digits", "animals"])`.
     `out`: a new .csv file that every row is appended to as soon as it is measured, so a stopped run keeps its rows."""
     g_source, _ = load_source(source)
     if not is_conditional(g_source):
         raise ValueError(f"source {source!r} is unconditional; generated training data needs a class-conditional "
                          "source (fashion28_conditional, or `gan-tl pretrain --conditional`)")
-    _check_targets(targets, g_source, shots)
+    _check_targets(targets, g_source, shots_per_class)
     if out is not None and Path(out).exists():
         raise FileExistsError(f"{out} exists: results are never overwritten; name a new file")
     rows = []
@@ -138,9 +137,9 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
             append_row(Path(out), row, GENERATED_FIELDS)
     for name, (pool, test) in targets.items():
         oracle = oracle_classifier(pool, steps=oracle_steps)
-        keep([dict(target=name, shots=0, seed=0, variant="oracle", m=0, accuracy=held_out_accuracy(oracle, test),
+        keep([dict(target=name, shots_per_class=0, seed=0, variant="oracle", m=0, accuracy=held_out_accuracy(oracle, test),
                    label_fidelity=float("nan"), coverage=class_coverage(oracle, pool, test))])
-        for k in shots:
+        for k in shots_per_class:
             for seed in seeds:
                 t0 = time.perf_counter()
                 draw = _draw_rows(name, pool, test, oracle, source, k, seed, ms, gan_steps, classifier_steps)
@@ -151,17 +150,12 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
     return rows
 
 # %% ../nbs/08c_generated.ipynb #cd4e59be
-def _mean_std(values: Sequence[float], digits: int = 3) -> str:
-    "`mean ± std` over seeds, or the mean alone for a single seed."
-    v = np.asarray(values, float)
-    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
-
 def _cell(rs: list[dict]) -> str:
     "One table cell: accuracy over seeds, then (label fidelity / coverage) of the training images."
     if not rs:
         return "–"
     fid = np.array([r["label_fidelity"] for r in rs], float)
-    return (_mean_std([r["accuracy"] for r in rs]) + f" ({f'{fid.mean():.2f}' if np.isfinite(fid).all() else '–'} / "
+    return (mean_std([r["accuracy"] for r in rs]) + f" ({f'{fid.mean():.2f}' if np.isfinite(fid).all() else '–'} / "
             f"{np.mean([r['coverage'] for r in rs]):.2f})")
 
 def classifier_table(rows: list[dict]) -> str:
@@ -172,12 +166,12 @@ def classifier_table(rows: list[dict]) -> str:
         cells: dict[tuple, list[dict]] = {}
         for r in rows:
             if r["target"] == target and r["variant"] != "oracle":
-                cells.setdefault((r["variant"], r["m"], r["shots"]), []).append(r)
+                cells.setdefault((r["variant"], r["m"], r["shots_per_class"]), []).append(r)
         shots = sorted({k for _, _, k in cells})
         body = [[variant + (f", M = {m}" if m else "")] + [_cell(cells.get((variant, m, k), [])) for k in shots]
                 for variant, m in dict.fromkeys((v, m) for v, m, _ in cells)]
         oracle = [r for r in rows if r["target"] == target and r["variant"] == "oracle"]
-        tables.append(f"**{target}** — test accuracy, mean ± std over {len({r['seed'] for r in rows if r['shots']})} "
+        tables.append(f"**{target}** — test accuracy, mean ± std over {len({r['seed'] for r in rows if r['shots_per_class']})} "
                       f"seed(s) (label fidelity of the generated images / coverage of the training images); the oracle "
                       f"scores {np.mean([r['accuracy'] for r in oracle]):.3f}, its whole pool covers "
                       f"{np.mean([r['coverage'] for r in oracle]):.2f}\n\n"
@@ -189,9 +183,9 @@ def plot_accuracy_vs_m(rows: list[dict]):
     "A panel per (target, k): test accuracy against M per variant, mean ± std over seeds; returns the figure."
     import matplotlib.pyplot as plt
     grid = [r for r in rows if r["variant"] != "oracle"]
-    targets, shots = list(dict.fromkeys(r["target"] for r in grid)), sorted({r["shots"] for r in grid})
+    targets, shots = list(dict.fromkeys(r["target"] for r in grid)), sorted({r["shots_per_class"] for r in grid})
     fig, axes = plt.subplots(len(targets), len(shots), figsize=(3.6 * len(shots), 3.2 * len(targets)), squeeze=False)
-    pick = lambda t, k, v: [r for r in grid if (r["target"], r["shots"], r["variant"]) == (t, k, v)]
+    pick = lambda t, k, v: [r for r in grid if (r["target"], r["shots_per_class"], r["variant"]) == (t, k, v)]
     for (i, target), (j, k) in ((a, b) for a in enumerate(targets) for b in enumerate(shots)):
         ax, base = axes[i][j], pick(target, k, "shots")
         for variant, start in (("shots + fine-tuned", base), ("fine-tuned only", []), ("shots + scratch GAN", base)):
@@ -215,15 +209,15 @@ def plot_accuracy_vs_m(rows: list[dict]):
 
 # %% ../nbs/08c_generated.ipynb #d4b6086e
 def paired_accuracy(rows: list[dict], baseline: str = "shots + augmentation") -> list[dict]:
-    """Every variant's accuracy minus `baseline`'s on the same (target, shots, seed): mean, std and wins (seeds on
-    which the variant is more accurate) per (target, shots, variant, M)."""
-    base = {(r["target"], r["shots"], r["seed"]): r["accuracy"] for r in rows if r["variant"] == baseline}
+    """Every variant's accuracy minus `baseline`'s on the same (target, shots per class, seed): mean, std and wins (seeds on
+    which the variant is more accurate) per (target, shots per class, variant, M)."""
+    base = {(r["target"], r["shots_per_class"], r["seed"]): r["accuracy"] for r in rows if r["variant"] == baseline}
     diffs: dict[tuple, list[float]] = {}
     for r in rows:
-        key = (r["target"], r["shots"], r["seed"])
+        key = (r["target"], r["shots_per_class"], r["seed"])
         if r["variant"] not in ("oracle", baseline) and key in base:
-            diffs.setdefault((r["target"], r["shots"], r["variant"], r["m"]), []).append(r["accuracy"] - base[key])
-    return [dict(target=t, shots=k, variant=v, m=m, baseline=baseline, seeds=len(d), mean=float(np.mean(d)),
+            diffs.setdefault((r["target"], r["shots_per_class"], r["variant"], r["m"]), []).append(r["accuracy"] - base[key])
+    return [dict(target=t, shots_per_class=k, variant=v, m=m, baseline=baseline, seeds=len(d), mean=float(np.mean(d)),
                  std=float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, wins=int(np.sum(np.array(d) > 0)))
             for (t, k, v, m), d in diffs.items()]
 
@@ -232,7 +226,7 @@ def paired_accuracy_table(rows: list[dict], baseline: str = "shots + augmentatio
     pairs = paired_accuracy(rows, baseline)
     tables = []
     for target in dict.fromkeys(p["target"] for p in pairs):
-        cells = {(p["variant"], p["m"], p["shots"]): p for p in pairs if p["target"] == target}
+        cells = {(p["variant"], p["m"], p["shots_per_class"]): p for p in pairs if p["target"] == target}
         shots = sorted({k for _, _, k in cells})
         body = [[v + (f", M = {m}" if m else "")] + [paired_text(cells.get((v, m, k))) for k in shots]
                 for v, m in dict.fromkeys((v, m) for v, m, _ in cells)]

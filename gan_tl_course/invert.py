@@ -11,13 +11,16 @@ import keras
 import numpy as np
 from keras import ops
 
+from fastcore.basics import patch
+
 from .core import check_number, to_uint8, to_unit
 from .data import ImageSpec, as_image_set
-from .models import image_shape_of, is_conditional, latent_dim_of, num_label_classes
-from .train import compile_steps, generate_images, value_and_grad
+from .models import generate_images, image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .train import RunConfig, Trainer
+from .steps import value_and_grad
 
 # %% auto #0
-__all__ = ['reconstruction_error', 'LatentDescent', 'descend_latents', 'Inversion', 'invert']
+__all__ = ['reconstruction_error', 'InvertConfig', 'LatentDescent', 'descend_latents', 'Inversion', 'invert']
 
 # %% ../nbs/12_invert.ipynb #88c1c437
 def reconstruction_error(generator: keras.Model, z: np.ndarray, labels: np.ndarray | None, targets: np.ndarray) -> np.ndarray:
@@ -26,42 +29,88 @@ def reconstruction_error(generator: keras.Model, z: np.ndarray, labels: np.ndarr
     return np.sqrt(np.mean(((made - np.asarray(targets, "float32")) / 2) ** 2, axis=(1, 2, 3)))
 
 # %% ../nbs/12_invert.ipynb #77e1ba6f
-class LatentDescent:
-    """Adam on a batch of latent vectors of one shape under a frozen generator, compiled once and reused: each `run`
-    starts from new vectors and a fresh optimizer state (step count and moment estimates set to zero)."""
-    def __init__(self, generator: keras.Model, shape: tuple[int, int], conditional: bool, lr: float, prior: float):
-        self.generator, self.conditional, self.lr, self.prior = generator, conditional, lr, prior
+@dataclass
+class InvertConfig(RunConfig):
+    "A latent descent's settings: the loop's (`RunConfig`, chapter 5) and the descent's; every step moves every vector."
+    steps_per_call: int = 50
+    lr: float = 0.05
+    prior: float = 1e-5              # the weight of |z|², which keeps z near where the generator was trained (N(0, I))
+
+    def __post_init__(self):
+        "Refuse, by name, every value that cannot work."
+        super().__post_init__()
+        check_number("lr", self.lr, 0, above=True, hint="a learning rate")
+        check_number("prior", self.prior, 0, hint="the weight of |z|²; 0 switches it off")
+        if self.devices != 1:
+            raise ValueError(f"devices={self.devices}: a latent descent runs on one device; use devices=1")
+
+# %% ../nbs/12_invert.ipynb #eb1ff3ba
+class LatentDescent(Trainer):
+    """Adam on a batch of latent vectors of one shape under a frozen generator (a `Trainer`), compiled once and reused:
+    `start` sets new vectors and targets and a fresh optimizer state, `train(steps)` descends."""
+    family, metric_names = "invert", ("mse",)
+
+    def __init__(self, generator: keras.Model, shape: tuple[int, int], conditional: bool,
+                 config: InvertConfig | None = None, run_dir=None):
+        super().__init__(None, config or InvertConfig(), run_dir)
+        self.generator, self.conditional = generator, conditional
         self.latents = keras.Variable(np.zeros(shape, "float32"), name="z")
-        self.optimizer = keras.optimizers.Adam(lr)
+        self.optimizer = keras.optimizers.Adam(self.config.lr, name="latent_adam")
         self.optimizer.build([self.latents])
-        self.compiled: dict[int, object] = {}                 # steps per call -> compiled function
+        self.targets = None                       # (targets in [-1, 1], labels) on the device, from `start`
 
-    def step(self, data):
-        "One Adam step on all latent vectors; returns the mean squared pixel difference before it."
-        target, y = data
-        def loss_fn():
-            z = self.latents.value                             # the value in the step's scope, on every backend
-            made = self.generator([z, y] if self.conditional else z, training=False)
-            per_image = ops.mean(ops.square(made - target), axis=(1, 2, 3))
-            return ops.sum(per_image) + self.prior * ops.sum(ops.square(z)), ops.mean(per_image)
-        _, mse, grads = value_and_grad(loss_fn, [self.latents])
-        self.optimizer.apply(grads, [self.latents])
-        return ops.stack([ops.cast(mse, "float32")])
+    @property
+    def step(self) -> int:
+        "Steps done since the last `start` (Adam's iteration count)."
+        return int(ops.convert_to_numpy(self.optimizer.iterations))
 
-    def run(self, z: np.ndarray, labels: np.ndarray | None, targets: np.ndarray, steps: int, steps_per_call: int) -> tuple:
-        "Descend from `z` for `steps` steps; `(final z, mean squared difference before each step)`."
-        self.latents.assign(np.asarray(z, "float32"))
-        for v in self.optimizer.variables:                     # a fresh Adam: step 0, zero moments; same rate
-            if v is self.optimizer.iterations or tuple(v.shape) == tuple(self.latents.shape):
-                v.assign(ops.zeros(v.shape, v.dtype))
-        data = (ops.convert_to_tensor(np.asarray(targets, "float32")),
-                ops.convert_to_tensor(np.zeros(1, "int32") if labels is None else np.asarray(labels, "int32")))
-        calls = [steps_per_call] * (steps // steps_per_call) + ([steps % steps_per_call] if steps % steps_per_call else [])
-        for k in set(calls) - set(self.compiled):
-            self.compiled[k] = compile_steps(self.step, [self.latents] + self.optimizer.variables, k)
-        curve = [ops.convert_to_numpy(self.compiled[k](data))[:, 0] for k in calls]
-        return np.asarray(ops.convert_to_numpy(self.latents.value)), np.concatenate(curve)
+    @property
+    def state_variables(self) -> dict[str, list]:
+        "What a step changes: the latent vectors and Adam's state (the generator is frozen)."
+        return {"latents": [self.latents], "optimizer": self.optimizer.variables}
 
+    @property
+    def checkpoint_models(self) -> dict[str, keras.Model]:
+        "None: the only trained variable is the batch of latent vectors, which the checkpoint holds."
+        return {}
+
+# %% ../nbs/12_invert.ipynb #2f7c25ee
+@patch
+def start(self: LatentDescent, z: np.ndarray, labels: np.ndarray | None, targets: np.ndarray) -> None:
+    "Begin a new descent from latent vectors `z` towards `targets` (in [-1, 1]), with `labels` for a conditional generator."
+    self.latents.assign(np.asarray(z, "float32"))
+    for v in self.optimizer.variables:                     # a fresh Adam: step 0, zero moments; same rate
+        if v is self.optimizer.iterations or tuple(v.shape) == tuple(self.latents.shape):
+            v.assign(ops.zeros(v.shape, v.dtype))
+    self.targets = (ops.convert_to_tensor(np.asarray(targets, "float32")),
+                    ops.convert_to_tensor(np.zeros(1, "int32") if labels is None else np.asarray(labels, "int32")))
+    self.history = []
+
+@patch
+def _data_args(self: LatentDescent):
+    "What each compiled call reads: the targets and labels of the current descent."
+    return self.targets
+
+@patch
+def _train_step(self: LatentDescent, data):
+    "One Adam step on all latent vectors; returns the mean squared pixel difference before it."
+    target, y = data
+    def loss_fn():
+        z = self.latents.value                             # the value in the step's scope, on every backend
+        made = self.generator([z, y] if self.conditional else z, training=False)
+        per_image = ops.mean(ops.square(made - target), axis=(1, 2, 3))
+        return ops.sum(per_image) + self.config.prior * ops.sum(ops.square(z)), ops.mean(per_image)
+    _, mse, grads = value_and_grad(loss_fn, [self.latents])
+    self.optimizer.apply(grads, [self.latents])
+    return ops.stack([ops.cast(mse, "float32")])
+
+@patch
+def generate(self: LatentDescent, n: int = 64) -> np.ndarray:
+    "The generator's images of the first `n` latent vectors as they are now: a run's sample grids."
+    y = None if not self.conditional else ops.convert_to_numpy(self.targets[1])[:n]
+    return generate_images(self.generator, ops.convert_to_numpy(self.latents.value)[:n], y)
+
+# %% ../nbs/12_invert.ipynb #820fd8cc
 _DESCENTS: list[LatentDescent] = []                           # the last few, so repeated inversions compile once
 
 def descend_latents(generator: keras.Model, z: np.ndarray, labels: np.ndarray | None, targets: np.ndarray,
@@ -70,12 +119,15 @@ def descend_latents(generator: keras.Model, z: np.ndarray, labels: np.ndarray | 
     `generator(z)` and `targets` (in [-1, 1]) plus `prior` · |z|², the generator frozen. Returns the final `z` and
     the mean squared difference before each step."""
     shape, conditional = tuple(np.shape(z)), labels is not None
+    config = InvertConfig(lr=lr, prior=prior, steps_per_call=steps_per_call)
     descent = next((d for d in _DESCENTS if d.generator is generator and tuple(d.latents.shape) == shape and
-                    (d.conditional, d.lr, d.prior) == (conditional, lr, prior)), None)
+                    (d.conditional, d.config) == (conditional, config)), None)
     if descent is None:
-        descent = LatentDescent(generator, shape, conditional, lr, prior)
+        descent = LatentDescent(generator, shape, conditional, config)
         _DESCENTS[:] = ([descent] + _DESCENTS)[:4]
-    return descent.run(z, labels, targets, steps, steps_per_call)
+    descent.start(z, labels, targets)
+    descent.train(steps, progress=False)
+    return np.asarray(ops.convert_to_numpy(descent.latents.value)), descent.history_array()[:, 0]
 
 # %% ../nbs/12_invert.ipynb #4021094c
 @dataclass

@@ -23,8 +23,8 @@ from .models import call_inputs
 
 # %% auto #0
 __all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOORS', 'INCEPTION_FILES', 'judge_data',
-           'build_judge', 'FeatureNet', 'feature_model', 'per_class_accuracy', 'read_manifest', 'asset_path',
-           'update_manifest', 'train_judge', 'load_judge', 'judge_accuracy_report', 'check_judge_floors',
+           'build_judge', 'FeatureNet', 'feature_model', 'fit_classifier', 'per_class_accuracy', 'read_manifest',
+           'asset_path', 'update_manifest', 'train_judge', 'load_judge', 'judge_accuracy_report', 'check_judge_floors',
            'load_inception', 'feature_net', 'feature_net_for']
 
 # %% ../nbs/06a_judge.ipynb #1fbe3daa
@@ -167,6 +167,14 @@ def feature_model(classifier: keras.Model, layer: str = "features") -> keras.Mod
     "A model with two outputs, `[features, probabilities]`, sharing the weights of `classifier`."
     return keras.Model(call_inputs(classifier), [classifier.get_layer(layer).output, classifier.outputs[0]])
 
+# %% ../nbs/06a_judge.ipynb #2d1a66dc
+def fit_classifier(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 128, epochs: int = 1,
+                   shuffle: bool = True, verbose: int = 0, **fit_options) -> keras.Model:
+    "Train a compiled classifier on uint8 `images` (scaled to [-1, 1]) and integer `labels` with `model.fit`; returns it."
+    model.fit(to_unit(images), np.asarray(labels), batch_size=batch_size, epochs=epochs, shuffle=shuffle,
+              verbose=verbose, **fit_options)
+    return model
+
 # %% ../nbs/06a_judge.ipynb #447c1384
 def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, float]:
     "Accuracy of `argmax(probs)` on each class that occurs in `labels`."
@@ -214,8 +222,8 @@ def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 12
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps)),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
     t0 = time.perf_counter()
-    model.fit(to_unit(train.images), train.labels, batch_size=batch_size, epochs=epochs, verbose=verbose,
-              class_weight=_class_weights(train.labels, len(classes)))
+    fit_classifier(model, train.images, train.labels, batch_size, epochs, verbose=verbose,
+                   class_weight=_class_weights(train.labels, len(classes)))
     seconds = time.perf_counter() - t0
     if not all(np.isfinite(ops.convert_to_numpy(w)).all() for w in model.weights):
         raise FloatingPointError(f"judge {name}: training produced NaN/inf weights; nothing was saved")

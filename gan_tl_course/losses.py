@@ -11,7 +11,8 @@ from typing import Callable
 import keras
 from keras import ops
 
-from .core import BadValue, per_image_random
+from .core import BadValue
+from .devices import per_image_random
 
 # %% auto #0
 __all__ = ['LOSSES', 'GANLoss', 'get_loss', 'r1_penalty', 'gradient_penalty', 'interpolate']

@@ -164,23 +164,24 @@ def manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
     return dict(precision=float(precise.mean()), recall=float(recalled.mean()),
                 density=float(density.mean() / k_dc), coverage=float((nearest_fake <= r_real_dc).mean()))
 
-def precision_recall(real, fake, k: int = 3) -> dict:
-    "Improved precision and recall (Kynkäänniemi et al. 2019) with `k`-NN balls around real and fake features."
-    m = manifold_metrics(real, fake, k_pr=k, k_dc=k)
+def precision_recall(real, fake, neighbours: int = 3) -> dict:
+    "Improved precision and recall (Kynkäänniemi et al. 2019) with `neighbours`-NN balls around real and fake features."
+    m = manifold_metrics(real, fake, k_pr=neighbours, k_dc=neighbours)
     return dict(precision=m["precision"], recall=m["recall"])
 
 # %% ../nbs/06_metrics.ipynb #554d329f
-def density_coverage(real, fake, k: int = 5) -> dict:
-    "Density and coverage (Naeem et al. 2020) with `k`-NN balls around the real features."
-    m = manifold_metrics(real, fake, k_pr=k, k_dc=k)
+def density_coverage(real, fake, neighbours: int = 5) -> dict:
+    "Density and coverage (Naeem et al. 2020) with `neighbours`-NN balls around the real features."
+    m = manifold_metrics(real, fake, k_pr=neighbours, k_dc=neighbours)
     return dict(density=m["density"], coverage=m["coverage"])
 
 # %% ../nbs/06_metrics.ipynb #dc4e28cd
-def nearest_neighbours(queries, references, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    "Euclidean distances and indices `(N, k)` of each query row's `k` nearest rows of `references`, nearest first."
+def nearest_neighbours(queries, references, neighbours: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    "Euclidean distances and indices `(N, neighbours)` of each query row's nearest rows of `references`, nearest first."
     queries, references = check_features(queries, references)
+    k = neighbours
     if not 1 <= k <= len(references):
-        raise ValueError(f"k must be between 1 and the number of references {len(references)}; got {k}")
+        raise ValueError(f"neighbours must be between 1 and the number of references {len(references)}; got {k}")
     dist, idx = np.empty((len(queries), k)), np.empty((len(queries), k), np.int64)
     for s, d2 in _sq_dist_chunks(queries, references):
         j = d2.argmin(1)[:, None] if k == 1 else np.argsort(d2, axis=1, kind="stable")[:, :k]

@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 from .core import check_number
 
 # %% auto #0
 __all__ = ['PRESETS', 'RENAMED_PRESETS', 'build_generator', 'conv_blocks', 'build_discriminator', 'build_gan', 'block_names',
            'block_layers', 'call_inputs', 'block_outputs', 'copy_model', 'load_model_file', 'latent_dim_of',
-           'image_shape_of', 'is_conditional', 'num_label_classes']
+           'image_shape_of', 'is_conditional', 'num_label_classes', 'check_image_shape', 'generate_images']
 
 # %% ../nbs/02_models.ipynb #4015b5ea
 PRESETS: dict[str, dict] = {
@@ -177,3 +178,30 @@ def is_conditional(model: keras.Model) -> bool:
 def num_label_classes(model: keras.Model) -> int:
     "Number of classes of a class-conditional model (the size of its label embedding)."
     return int(next(l for l in model.layers if isinstance(l, keras.layers.Embedding)).input_dim)
+
+# %% ../nbs/02_models.ipynb #998322a9
+def check_image_shape(model: keras.Model, shape: tuple) -> None:
+    "Refuse images of `shape` (H, W, C) if `model` takes another, naming both and the fix."
+    shape, takes = tuple(shape), image_shape_of(model)
+    if shape != takes:
+        raise ValueError(f"{model.name} takes {'×'.join(map(str, takes))} images and these are "
+                         f"{'×'.join(map(str, shape))}: use a network made for this shape (for 28×28 gray targets, the "
+                         "fashion28 source), or resize the images first (data.as_image_set)")
+
+# %% ../nbs/02_models.ipynb #42927a6f
+def generate_images(generator: keras.Model, z, labels=None, batch_size: int = 256) -> np.ndarray:
+    "Run `generator` in inference mode over latent vectors `z` in batches; returns a float32 numpy array."
+    z = np.asarray(z, "float32")
+    check_number("n", len(z), 1, integer=True, hint="the number of latent vectors to draw images for")
+    if is_conditional(generator) and labels is None:
+        labels = np.arange(len(z)) % num_label_classes(generator)
+    out = []
+    for i in range(0, len(z), batch_size):
+        inputs = z[i:i + batch_size] if labels is None else [z[i:i + batch_size], np.asarray(labels)[i:i + batch_size]]
+        out.append(ops.convert_to_numpy(generator(inputs, training=False)).astype("float32"))
+    images = np.concatenate(out)
+    bad = ~np.isfinite(images).all(axis=(1, 2, 3))
+    if bad.any():
+        raise ValueError(f"generator {generator.name!r} made NaN or infinite pixels in {bad.sum()} of {len(images)} "
+                         "images: its weights are broken (a diverged run?); use an earlier checkpoint")
+    return images

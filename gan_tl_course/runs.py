@@ -24,13 +24,13 @@ from keras import ops
 from .core import check_output_dir, runtime_info, sha256_file
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'CHECKPOINTS', 'HISTORY', 'RESUMABLE', 'EVENTS', 'run_contents', 'holds_run',
-           'RunExistsError', 'check_new_run', 'move_aside', 'start_run', 'RunRecordError', 'RunConflict',
-           'read_run_record', 'resume_options', 'CheckpointError', 'write_checkpoint', 'write_state', 'read_state',
-           'find_checkpoint', 'verify_checkpoint', 'CheckpointInfo', 'list_checkpoints', 'checkpoint_to_resume',
-           'set_aside_newer', 'clean_partial_checkpoints', 'NonFiniteLossError', 'write_history', 'read_history',
-           'state_values', 'save_state', 'checkpoint_for', 'check_fits', 'load_state', 'open_events', 'write_scalars',
-           'read_events']
+__all__ = ['RUN_FILES', 'RUN_FOLDERS', 'OLD_OPTION_NAMES', 'CHECKPOINTS', 'HISTORY', 'RESUMABLE', 'EVENTS', 'run_contents',
+           'holds_run', 'RunExistsError', 'check_new_run', 'move_aside', 'start_run', 'RunRecordError', 'RunConflict',
+           'read_run_record', 'recorded_options', 'resume_options', 'CheckpointError', 'write_checkpoint',
+           'write_state', 'read_state', 'find_checkpoint', 'verify_checkpoint', 'CheckpointInfo', 'list_checkpoints',
+           'checkpoint_to_resume', 'set_aside_newer', 'clean_partial_checkpoints', 'NonFiniteLossError',
+           'write_history', 'read_history', 'state_values', 'save_state', 'checkpoint_for', 'check_fits', 'load_state',
+           'open_events', 'write_scalars', 'read_events']
 
 # %% ../nbs/05b_runs.ipynb #7b9eeb83
 RUN_FILES = ("run.json", "result.json", "history.csv", "evaluation.csv", "samples.png", "loss.png", "shots.png",
@@ -123,17 +123,38 @@ def read_run_record(path: str | Path) -> dict:
         raise RunRecordError(f"{file} is damaged: it holds no 'kind' and 'options' of a run, {fix}")
     return record
 
+# %% ../nbs/05b_runs.ipynb #1f15852d
+OLD_OPTION_NAMES: dict[str, dict] = {   # by run kind: {a name runs recorded before 2026-12-06: today's name(s)}
+    "pretrain": {"batch": "batch_size", "r1": "r1_gamma", "lr": ("lr_g", "lr_d"), "dataset": "images"},
+    "pretrain-vae": {"batch": "batch_size", "dataset": "images"},
+    "finetune": {"k": "blocks", "target": "images"}, "finetune-vae": {"target": "images"}}
+
+def _with_new_names(options: dict, old_names: dict) -> dict:
+    "`options` with every key of `old_names`, at any depth (a method's options too), under today's name (or names)."
+    renamed = {}
+    for key, value in options.items():
+        value = _with_new_names(value, old_names) if isinstance(value, dict) else value
+        new = old_names.get(key, key)
+        renamed.update({name: value for name in ((new,) if isinstance(new, str) else new)})
+    return renamed
+
+def recorded_options(path: str | Path) -> dict:
+    "The options a run folder's `run.json` records, under today's names (`OLD_OPTION_NAMES`)."
+    record = read_run_record(path)
+    return _with_new_names(record["options"], OLD_OPTION_NAMES.get(record["kind"], {}))
+
 def resume_options(path: str | Path, kind: str, given: dict, keys=(), label: Callable[[str], str] = str,
                    renamed: dict[str, dict] | None = None, added: dict | None = None) -> dict:
     """The recorded options of the `kind` run in `path`, checked: each of `keys` must be recorded, and each setting
     in `given` must equal the recorded one (`RunConflict` names those that differ, written with `label`).
     `renamed` maps an option to {old spelling: today's} for values a run recorded before a rename; `added` holds
-    options that came later, with the value every run recorded before them had."""
+    options that came later, with the value every run recorded before them had. Options recorded under an earlier
+    name are read under today's (`recorded_options`)."""
     record = read_run_record(path)
     if record["kind"] != kind:
         raise RunRecordError(f"{path} holds a {record['kind']} run, not a {kind} run; resume it with its own command")
-    stored = {k: (renamed or {}).get(k, {}).get(v, v) if isinstance(v, str) else v
-              for k, v in {**(added or {}), **record["options"]}.items()}
+    recorded = {**(added or {}), **recorded_options(path)}
+    stored = {k: (renamed or {}).get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in recorded.items()}
     missing = [k for k in keys if k not in stored]
     if missing:
         raise RunRecordError(f"{Path(path) / 'run.json'} is damaged: it does not record "

@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,21 +18,23 @@ import numpy as np
 from keras import ops
 
 from .augment import POLICY, parse_policy
-from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file, whole_batch
+from .core import BadValue, check_number, set_seed, sha256_arrays, sha256_file
+from .devices import devices_scope, over_devices, whole_batch
 from .data import ImageSet, ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
 from .models import (
     block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
     load_model_file, num_label_classes)
-from .runs import check_new_run, read_run_record, resume_options, start_run
-from .train import GANTrainer, TrainConfig, devices_scope, over_devices, value_and_grad
+from .runs import check_new_run, read_run_record, recorded_options, resume_options, start_run
+from .train import GANTrainer, GANConfig, settings_or_config
+from .steps import value_and_grad
 
 # %% auto #0
 __all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'source_files',
            'load_pretrained', 'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG',
            'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC',
-           'projected_discriminator', 'Projected', 'get_method', 'load_source', 'augment_setting', 'fine_tune',
-           'inspect_method', 'run_demo']
+           'projected_discriminator', 'Projected', 'get_method', 'load_source', 'augment_setting', 'augment_name',
+           'transfer_config', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
@@ -46,9 +48,9 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
                if not (run / f).exists()]
     if missing:
         raise FileNotFoundError(f"{run} is not a finished pretrain run (missing {', '.join(missing)})")
-    options, result = read_run_record(run)["options"], json.loads((run / "result.json").read_text())
+    options, result = recorded_options(run), json.loads((run / "result.json").read_text())
     generator = load_model_file(run / "ema_generator.keras", "generator")
-    report = evaluate(generator, options["dataset"], n_eval=n)
+    report = evaluate(generator, options["images"], n_eval=n)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for role, file in (("generator", "ema_generator.keras"), ("discriminator", "discriminator.keras")):
@@ -65,7 +67,7 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
                                  floor={k: report.floor[k] for k in keep}),
                  date=datetime.date.today().isoformat())
     if is_conditional(generator):
-        entry["evaluation"]["per_class"] = _per_class_scores(generator, options["dataset"], min(n, 1000))
+        entry["evaluation"]["per_class"] = _per_class_scores(generator, options["images"], min(n, 1000))
     previous = read_manifest(out_dir).get(SOURCE_PREFIX + name)
     if previous:                     # shipped again: keep what it replaced (its files stay in the git history)
         entry["replaced"] = previous.pop("replaced", []) + [{k: previous[k] for k in REPLACED_FIELDS if k in previous}]
@@ -138,15 +140,15 @@ class TransferMethod:
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{self.name}({options})"
 
-def freeze_blocks(model: keras.Model, prefix: str, k: int) -> list[str]:
-    "Freeze the first `k` blocks `{prefix}_block_*` of `model`; returns their names."
-    blocks = block_names(model, prefix)
-    if not 0 <= k <= len(blocks):
-        raise ValueError(f"{model.name} has {len(blocks)} blocks ({', '.join(blocks)}); cannot freeze k={k}")
-    for block in blocks[:k]:
+def freeze_blocks(model: keras.Model, prefix: str, blocks: int) -> list[str]:
+    "Freeze the first `blocks` blocks `{prefix}_block_*` of `model`; returns their names."
+    names = block_names(model, prefix)
+    if not 0 <= blocks <= len(names):
+        raise ValueError(f"{model.name} has {len(names)} blocks ({', '.join(names)}); cannot freeze blocks={blocks}")
+    for block in names[:blocks]:
         for layer in block_layers(model, block):
             layer.trainable = False
-    return blocks[:k]
+    return names[:blocks]
 
 # %% ../nbs/08_transfer.ipynb #22f9f45f
 class Scratch(TransferMethod):
@@ -157,25 +159,25 @@ class Scratch(TransferMethod):
         return TransferSetup(keras.models.clone_model(generator), keras.models.clone_model(discriminator))
 
 class FreezeD(TransferMethod):
-    "Fine-tune with the discriminator's first `k` blocks frozen (FreezeD)."
+    "Fine-tune with the discriminator's first `blocks` blocks frozen (FreezeD)."
     name = "freeze_d"
 
-    def __init__(self, k: int = 2):
-        self.k = k
+    def __init__(self, blocks: int = 2):
+        self.blocks = blocks
 
     def setup(self, generator, discriminator):
-        freeze_blocks(discriminator, "d", self.k)
+        freeze_blocks(discriminator, "d", self.blocks)
         return TransferSetup(generator, discriminator)
 
 class FreezeG(TransferMethod):
-    "Fine-tune with the generator's first `k` blocks (coarse structure) frozen."
+    "Fine-tune with the generator's first `blocks` blocks (coarse structure) frozen."
     name = "freeze_g"
 
-    def __init__(self, k: int = 1):
-        self.k = k
+    def __init__(self, blocks: int = 1):
+        self.blocks = blocks
 
     def setup(self, generator, discriminator):
-        freeze_blocks(generator, "g", self.k)
+        freeze_blocks(generator, "g", self.blocks)
         return TransferSetup(generator, discriminator)
 
 class ScaleShift(TransferMethod):
@@ -312,18 +314,18 @@ class CDC(TransferMethod):
         return TransferSetup(generator, discriminator, g_penalty=penalty)
 
 # %% ../nbs/08_transfer.ipynb #0b3c4c2d
-def projected_discriminator(source_d: keras.Model, k: int = 2, seed: int = 0,
+def projected_discriminator(source_d: keras.Model, blocks: int = 2, seed: int = 0,
                             name: str = "projected_discriminator") -> keras.Model:
-    """Projected GAN's D: the first `k` blocks of `source_d`, frozen; after each a fixed random 1x1 channel mixing
-    (`proj_mix_i`, drawn with `seed`) and a trainable head (`proj_head_i_*`) down to 4x4 and one logit. Output: `(N, k)`."""
-    check_number("k", k, 1, integer=True, hint="the number of frozen source blocks, one head after each")
+    """Projected GAN's D: the first `blocks` blocks of `source_d`, frozen; after each a fixed random 1x1 channel mixing
+    (`proj_mix_i`, drawn with `seed`) and a trainable head (`proj_head_i_*`) down to 4x4 and one logit. Output: `(N, blocks)`."""
+    check_number("blocks", blocks, 1, integer=True, hint="the number of frozen source blocks, one head after each")
     if is_conditional(source_d):
         raise ValueError("projected builds an unconditional discriminator; this source is class-conditional: use "
                          "finetune or freeze_d")
     names = block_names(source_d, "d")
-    if k > len(names):
-        raise ValueError(f"{source_d.name} has {len(names)} blocks ({', '.join(names)}); cannot project k={k}")
-    features = keras.Model(source_d.inputs[0], [block_layers(source_d, b)[-1].output for b in names[:k]],
+    if blocks > len(names):
+        raise ValueError(f"{source_d.name} has {len(names)} blocks ({', '.join(names)}); cannot project blocks={blocks}")
+    features = keras.Model(source_d.inputs[0], [block_layers(source_d, b)[-1].output for b in names[:blocks]],
                            name="source_features")
     features.trainable = False
     image = keras.Input(image_shape_of(source_d), name="image")
@@ -339,25 +341,25 @@ def projected_discriminator(source_d: keras.Model, k: int = 2, seed: int = 0,
             side, j = (side + 1) // 2, j + 1
         x = keras.layers.Flatten(name=f"proj_head_{i}_flatten")(x)
         logits.append(keras.layers.Dense(1, dtype="float32", name=f"proj_head_{i}_logit")(x))
-    out = keras.layers.Concatenate(dtype="float32", name="proj_logits")(logits) if k > 1 else logits[0]
+    out = keras.layers.Concatenate(dtype="float32", name="proj_logits")(logits) if blocks > 1 else logits[0]
     return keras.Model(image, out, name=name)
 
 class Projected(TransferMethod):
-    "Projected GAN: G fine-tunes; D is the source D's first `k` blocks, frozen, with fixed random mixing and trained heads."
+    "Projected GAN: G fine-tunes; D is the source D's first `blocks` blocks, frozen, with fixed random mixing and trained heads."
     name = "projected"
 
-    def __init__(self, k: int = 2, seed: int = 0):
-        self.k, self.seed = k, seed
+    def __init__(self, blocks: int = 2, seed: int = 0):
+        self.blocks, self.seed = blocks, seed
 
     def setup(self, generator, discriminator):
-        return TransferSetup(generator, projected_discriminator(discriminator, self.k, self.seed))
+        return TransferSetup(generator, projected_discriminator(discriminator, self.blocks, self.seed))
 
 # %% ../nbs/08_transfer.ipynb #28f3aa54
 METHODS: dict[str, type[TransferMethod]] = {m.name: m for m in (Scratch, TransferMethod, FreezeD, FreezeG, ScaleShift,
                                                                   L2SP, EWC, MineGAN, CDC, Projected)}
 
 def get_method(method: str | TransferMethod, **options) -> TransferMethod:
-    "A transfer method by name (see `METHODS`) with its options, e.g. `get_method('freeze_d', k=1)`."
+    "A transfer method by name (see `METHODS`) with its options, e.g. `get_method('freeze_d', blocks=1)`."
     if isinstance(method, TransferMethod):
         return method
     if method not in METHODS:
@@ -402,6 +404,7 @@ def load_source(source) -> tuple[keras.Model, keras.Model]:
                      "run (fine-tuning needs both its ema_generator.keras and discriminator.keras) or a shipped "
                      f"source: {', '.join(shipped_sources())}")
 
+# %% ../nbs/08_transfer.ipynb #f97997bb
 # The default of every entry point (fine_tune, the demo, the benchmark, `gan-tl`): DiffAugment. Lesson 9 found it
 # keeps a GAN from copying 10 training images; from 100 images on, "none" scored a little better within 1,000 steps,
 # but DiffAugment won again at 3,000 steps on 100 images (lesson 9, exercise 3), as D starts to memorise them.
@@ -419,47 +422,54 @@ def augment_setting(augment: str) -> tuple[str, float]:
         raise BadValue("augment", "'diffaugment', 'ada', 'none' or a DiffAugment policy (names from color, "
                        "translation, cutout, comma-separated)", augment) from None
 
-def _transfer_config(config: TrainConfig | None, steps: int, seed: int, policy: str, ada_target: float) -> TrainConfig:
-    "The trainer's config: `config` (or the defaults, saving 4 sample grids and 2 checkpoints) with fine_tune's seed and augmentation."
-    if config is None:
-        config = TrainConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
-    own = dict(seed=seed, augment=policy, ada_target=ada_target)
-    clash = [k for k, v in own.items() if getattr(config, k) not in (getattr(TrainConfig, k), v)]
-    if clash:
-        raise ValueError(f"config sets {', '.join(clash)}, which fine_tune sets itself: pass seed= and augment= to "
-                         "fine_tune instead (config.seed and config.augment are overwritten by them)")
-    return replace(config, **own)
+def augment_name(policy: str, ada_target: float) -> str:
+    "The inverse of `augment_setting`: how a run that augments with `policy` (and ADA's target) is recorded."
+    for name in ("diffaugment", "ada", "none"):
+        if augment_setting(name) == (policy, ada_target):
+            return name
+    return policy if not ada_target else f"{policy} with ADA target {ada_target}"
 
-def fine_tune(source, target: ImageSpec, method: str | TransferMethod = "finetune",
-              augment: str = AUGMENT, steps: int = 1000, seed: int = 0, config: TrainConfig | None = None,
+# %% ../nbs/08_transfer.ipynb #b8bdc65e
+def transfer_config(steps: int = 1000, augment: str = AUGMENT, seed: int = 0, devices: int = 1) -> GANConfig:
+    """`fine_tune`'s config when it is given none: `augment` ('diffaugment', 'ada', 'none' or a DiffAugment policy),
+    `seed`, 4 sample grids and 2 checkpoints over `steps`, and the batch of 64 split evenly over `devices`."""
+    policy, ada_target = augment_setting(augment)
+    config = GANConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10), seed=seed,
+                       augment=policy, ada_target=ada_target)
+    return over_devices(config, devices)
+
+# %% ../nbs/08_transfer.ipynb #658eecf3
+def fine_tune(source, images: ImageSpec, method: str | TransferMethod = "finetune",
+              augment: str | None = None, steps: int = 1000, seed: int | None = None, config: GANConfig | None = None,
               run_dir: str | Path | None = None, resume: bool | str | Path = False, overwrite: bool = False,
-              progress: bool = True, callbacks=(), run_options: dict | None = None, devices: int = 1,
+              progress: bool = True, callbacks=(), run_options: dict | None = None, devices: int | None = None,
               **options) -> GANTrainer:
-    """Adapt a pretrained GAN to `target` images with a transfer `method`; returns the trained `GANTrainer`.
+    """Adapt a pretrained GAN to `images` of a target domain with a transfer `method`; returns the trained `GANTrainer`.
 
     With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or `resume` (True: the
     latest checkpoint; or a checkpoint folder) of the same run. `run_options` are recorded in `run.json` too.
-    `devices` splits each batch over that many devices (JAX or TensorFlow, chapter 5): the same run, on any number."""
+    `augment`, `seed` and `devices` (which splits each batch over that many devices, chapter 5c) build the run's config
+    (`transfer_config`); or pass a whole `config` instead — one way or the other, never both."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if resume and run_dir is None:
         raise ValueError("resume continues the run in run_dir: pass run_dir too")
     if run_dir is not None and not resume:
         check_new_run(run_dir, overwrite)
-    policy, ada_target = augment_setting(augment)
-    config = over_devices(_transfer_config(config, steps, seed, policy, ada_target), devices)
-    on_devices = devices_scope(devices)                 # refused by name before anything is loaded or written
+    config = settings_or_config(config, transfer_config, steps=steps, augment=augment, seed=seed, devices=devices)
+    on_devices = devices_scope(config.devices)          # refused by name before anything is loaded or written
     method = get_method(method, **options)
     g_source, d_source = load_source(source)
-    data = as_image_set(target, image_shape_of(g_source), "target", "the source generator makes")   # a folder is resized
+    data = as_image_set(images, image_shape_of(g_source), "images", "the source generator makes")   # a folder is resized
     data = _conditional_target(data, g_source) if is_conditional(g_source) else data.images
     if run_dir is not None:                          # what the run is: recorded, and checked on a resume
         arrays = [data.images, data.labels] if is_conditional(g_source) else [data]
-        identity = dict(method=method.name, method_options=vars(method), augment=augment, seed=seed,
+        identity = dict(method=method.name, method_options=vars(method),
+                        augment=augment_name(config.augment, config.ada_target), seed=config.seed,
                         source_sha256=sha256_arrays(g_source.get_weights() + d_source.get_weights()),
                         target_sha256=sha256_arrays(arrays), target_images=len(arrays[0]))
     if resume:
         resume_options(run_dir, "finetune", identity, renamed={"augment": {"": "none"}})   # "": before 2026-12-01
-    set_seed(seed)
+    set_seed(config.seed)
     with on_devices:                                    # TensorFlow: a copy of each variable per device
         setup = method.setup(copy_model(g_source), copy_model(d_source))
         trainer = GANTrainer(setup.generator, setup.discriminator, data, config, run_dir=run_dir, g_penalty=setup.g_penalty,
@@ -484,7 +494,7 @@ def inspect_method(method: str | TransferMethod, generator: keras.Model, discrim
     models = (setup.generator, setup.discriminator)
     before = {v.path: ops.convert_to_numpy(v).copy() for m in models for v in m.variables}
     trainer = GANTrainer(setup.generator, setup.discriminator, images,
-                         TrainConfig(batch_size=16, sample_every=10 ** 6, checkpoint_every=10 ** 6),
+                         GANConfig(batch_size=16, sample_every=10 ** 6, checkpoint_every=10 ** 6),
                          g_penalty=setup.g_penalty, d_penalty=setup.d_penalty, g_gradient_scale=setup.g_gradient_scale)
     trainer.train(steps, progress=False)
     after = {v.path: ops.convert_to_numpy(v) for m in models for v in m.variables}

@@ -15,10 +15,12 @@ from keras import layers, ops
 
 from fastcore.basics import patch
 
-from .core import check_number, per_image_random
+from .core import check_number
+from .devices import check_built_for, per_image_random, split_batch
 from .data import DeviceImages, as_image_set
-from .models import PRESETS, build_generator, conv_blocks, image_shape_of, latent_dim_of
-from .train import Trainer, check_built_for, generate_images, split_batch, value_and_grad
+from .models import PRESETS, build_generator, conv_blocks, generate_images, image_shape_of, latent_dim_of
+from .train import RunConfig, Trainer
+from .steps import value_and_grad
 
 # %% auto #0
 __all__ = ['BIN', 'LOG_2PI', 'VAE_METRICS', 'VAE_PANELS', 'INITIAL_LOG_SCALE', 'build_encoder', 'build_decoder', 'build_vae',
@@ -104,30 +106,20 @@ def elbo_terms(encoder, decoder, log_scale, x, seed, training: bool = False) -> 
 
 # %% ../nbs/15_vae.ipynb #fde27174
 @dataclass
-class VAEConfig:
-    "Hyper-parameters of a VAE run; saved with every checkpoint."
-    batch_size: int = 64
+class VAEConfig(RunConfig):
+    "A VAE run's settings: the loop's (`RunConfig`, chapter 5) and the VAE's own; saved with every checkpoint."
     lr: float = 1e-3
     beta_1: float = 0.9
     beta_2: float = 0.999
     beta: float = 1.0                # the KL term's weight (β-VAE, Higgins et al. 2017); 1 = the ELBO
-    steps_per_call: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    seed: int = 0
-    jit_compile: bool | None = None  # XLA on TensorFlow; None = only on a GPU
-    devices: int = 1                 # data-parallel devices (JAX or TensorFlow, chapter 5); batch_size is per device
 
     def __post_init__(self):
         "Refuse, by name, every value that cannot work (a `BadValue` before anything is built or written)."
-        for name in ("batch_size", "steps_per_call", "sample_every", "checkpoint_every", "keep_checkpoints", "devices"):
-            check_number(name, getattr(self, name), 1, integer=True)
+        super().__post_init__()
         check_number("lr", self.lr, 0, above=True, hint="a learning rate")
         for name in ("beta_1", "beta_2"):
             check_number(name, getattr(self, name), 0, 1, below=True)
         check_number("beta", self.beta, 0, hint="the KL weight; 1 trains the ELBO itself")
-        check_number("seed", self.seed, 0, integer=True)
 
 # %% ../nbs/15_vae.ipynb #a03682e3
 VAE_METRICS = ("elbo", "kl", "reconstruction", "log_scale", "loss")

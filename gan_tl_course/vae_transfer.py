@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -18,20 +18,21 @@ import numpy as np
 
 from .core import check_number, image_grid, save_png, set_seed, sha256_arrays, sha256_file
 from .data import ImageSet, ImageSpec, as_image_set
-from .features import _check_images, block_features, model_outputs
-from .fewshot import (FIELDS, KEPT, TARGETS, _resolve_targets, read_results, results_markdown, run_grid,
+from .features import block_features, model_outputs
+from .fewshot import (FIELDS, KEPT, TARGETS, resolve_targets, read_results, results_markdown, run_grid,
                                    summarize, write_reports)
 from .judge import ASSETS, read_manifest, update_manifest
-from .models import copy_model, image_shape_of, latent_dim_of, load_model_file
-from .runs import check_new_run, read_run_record, resume_options
-from .train import devices_scope, over_devices
+from .models import check_image_shape, copy_model, image_shape_of, latent_dim_of, load_model_file
+from .runs import check_new_run, read_run_record, recorded_options, resume_options
+from .devices import devices_scope, over_devices
+from .train import settings_or_config
 from .transfer import REPLACED_FIELDS, SOURCE_PREFIX, shipped_sources, source_files
 from .vae import INITIAL_LOG_SCALE, VAEConfig, VAETrainer, check_vae, evaluate_vae
 
 # %% auto #0
 __all__ = ['VAE_METHODS', 'VAE_TARGETS', 'VAE_FIELDS', 'VAESource', 'vae_parts', 'held_out_split', 'ship_vae_source',
-           'load_vae_source', 'VAEMethod', 'fine_tune_vae', 'score_vae', 'run_vae_cell', 'vae_benchmark',
-           'write_vae_reports', 'encoder_features', 'vae_feature_networks']
+           'load_vae_source', 'VAEMethod', 'vae_transfer_config', 'fine_tune_vae', 'score_vae', 'run_vae_cell',
+           'vae_benchmark', 'write_vae_reports', 'encoder_features', 'vae_feature_networks']
 
 # %% ../nbs/15a_vae_transfer.ipynb #ecbd9a33
 @dataclass
@@ -55,15 +56,15 @@ def vae_parts(vae) -> tuple[keras.Model, keras.Model, float]:
 
 # %% ../nbs/15a_vae_transfer.ipynb #8f4d8096
 def _vae_run(run: Path) -> VAESource:
-    "The VAE of a finished `gan-tl pretrain-vae` run folder."
+    "The VAE of a finished `gan-tl pretrain --family vae` run folder."
     missing = [f for f in ("run.json", "result.json", "encoder.keras", "decoder.keras") if not (run / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{run} is not a finished pretrain-vae run: {', '.join(missing)} is missing "
+        raise FileNotFoundError(f"{run} is not a finished VAE pretrain run: {', '.join(missing)} is missing "
                                 "(a run writes them when it ends; resume it to finish it)")
     kind = read_run_record(run)["kind"]
     if kind != "pretrain-vae":
         raise ValueError(f"{run} holds a {kind} run, not a VAE: a VAE source is the folder of a finished "
-                         "`gan-tl pretrain-vae` run or a shipped VAE source")
+                         "`gan-tl pretrain --family vae` run or a shipped VAE source")
     result = json.loads((run / "result.json").read_text())
     return VAESource(load_model_file(run / "encoder.keras", "source encoder"),
                      load_model_file(run / "decoder.keras", "source decoder"), float(result["log_scale"]), str(run))
@@ -77,14 +78,14 @@ def held_out_split(dataset: str) -> str:
 # %% ../nbs/15a_vae_transfer.ipynb #ef88846d
 def ship_vae_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n: int = 10_000,
                     n_held_out: int = 2000, iwae_samples: int = 64) -> dict:
-    """Copy a finished `pretrain-vae` run into `out_dir` as VAE source `name`, with its manifest entry: the decoder
+    """Copy a finished VAE pretrain run into `out_dir` as VAE source `name`, with its manifest entry: the decoder
     judged like a GAN source (`n` images), the ELBO and IWAE bound of `n_held_out` held-out test images."""
     from gan_tl_course.evaluate import evaluate
     run = Path(run_dir)
     src = _vae_run(run)
-    options, result = read_run_record(run)["options"], json.loads((run / "result.json").read_text())
-    report = evaluate(src.decoder, options["dataset"], n_eval=n)
-    held_out = held_out_split(options["dataset"])
+    options, result = recorded_options(run), json.loads((run / "result.json").read_text())
+    report = evaluate(src.decoder, options["images"], n_eval=n)
+    held_out = held_out_split(options["images"])
     images = as_image_set(held_out, image_shape_of(src.decoder), "the held-out split").images[:n_held_out]
     bounds = evaluate_vae(src.encoder, src.decoder, src.log_scale, images, samples=iwae_samples)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def load_vae_source(source, folder: str | Path = ASSETS) -> VAESource:
     if isinstance(source, VAESource):
         return source
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"source must be a shipped VAE source's name, a pretrain-vae run folder or a VAESource; "
+        raise TypeError(f"source must be a shipped VAE source's name, a VAE pretrain run folder or a VAESource; "
                         f"got {type(source).__name__}")
     if Path(source).expanduser().is_dir():
         return _vae_run(Path(source).expanduser())
@@ -141,22 +142,21 @@ VAE_METHODS: dict[str, VAEMethod] = {m.name: m for m in (
 )}
 
 # %% ../nbs/15a_vae_transfer.ipynb #84a7c468
-def _vae_transfer_config(config: VAEConfig | None, steps: int, seed: int) -> VAEConfig:
-    "The trainer's config: `config` (or the defaults, saving 4 sample grids and 2 checkpoints) with fine_tune_vae's seed."
-    if config is None:
-        config = VAEConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10))
-    if config.seed not in (VAEConfig.seed, seed):
-        raise ValueError("config sets seed, which fine_tune_vae sets itself: pass seed= to fine_tune_vae instead")
-    return replace(config, seed=seed)
+def vae_transfer_config(steps: int = 1000, seed: int = 0, devices: int = 1) -> VAEConfig:
+    """`fine_tune_vae`'s config when it is given none: `seed`, 4 sample grids and 2 checkpoints over `steps`, and the
+    batch of 64 split evenly over `devices`."""
+    config = VAEConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10), seed=seed)
+    return over_devices(config, devices)
 
-def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps: int = 1000, seed: int = 0,
+def fine_tune_vae(source, images: ImageSpec, method: str = "vae_finetune", steps: int = 1000, seed: int | None = None,
                   config: VAEConfig | None = None, run_dir: str | Path | None = None, resume: bool | str | Path = False,
                   overwrite: bool = False, progress: bool = True, callbacks=(), run_options: dict | None = None,
-                  devices: int = 1) -> VAETrainer:
+                  devices: int | None = None) -> VAETrainer:
     """Adapt a pretrained VAE (`load_vae_source`'s kinds) to `target` images with one of `VAE_METHODS`; returns the
     trained `VAETrainer`. With `run_dir`: a new run (refused in a folder that holds one unless `overwrite`), or
-    `resume` (True: the latest checkpoint; or a checkpoint folder) of the same run. `devices` splits each batch over
-    that many devices (JAX or TensorFlow, chapter 5)."""
+    `resume` (True: the latest checkpoint; or a checkpoint folder) of the same run. `seed` and `devices` (which splits
+    each batch over that many devices, chapter 5c) build the run's config (`vae_transfer_config`); or pass a whole
+    `config` instead — one way or the other, never both."""
     check_number("steps", steps, 1, integer=True, hint="the total number of optimisation steps")
     if method not in VAE_METHODS:
         raise ValueError(f"unknown VAE transfer method {method!r}; choose one of {', '.join(VAE_METHODS)}")
@@ -165,15 +165,15 @@ def fine_tune_vae(source, target: ImageSpec, method: str = "vae_finetune", steps
     if run_dir is not None and not resume:
         check_new_run(run_dir, overwrite)
     m, src = VAE_METHODS[method], load_vae_source(source)
-    config = over_devices(_vae_transfer_config(config, steps, seed), devices)
-    on_devices = devices_scope(devices)                 # refused by name before anything is written
-    data = as_image_set(target, image_shape_of(src.decoder), "target", "the source decoder makes")
-    identity = dict(method=method, seed=seed, target_images=len(data), target_sha256=sha256_arrays([data.images]),
+    config = settings_or_config(config, vae_transfer_config, steps, seed=seed, devices=devices)
+    on_devices = devices_scope(config.devices)                 # refused by name before anything is written
+    data = as_image_set(images, image_shape_of(src.decoder), "images", "the source decoder makes")
+    identity = dict(method=method, seed=config.seed, target_images=len(data), target_sha256=sha256_arrays([data.images]),
                     source_sha256=sha256_arrays(src.encoder.get_weights() + src.decoder.get_weights()
                                                 + [np.float32(src.log_scale)]))
     if resume:
         resume_options(run_dir, "finetune-vae", identity)
-    set_seed(seed)
+    set_seed(config.seed)
     with on_devices:                                    # TensorFlow: a copy of each variable per device
         encoder = copy_model(src.encoder) if m.encoder_from_source else keras.models.clone_model(src.encoder)
         decoder = copy_model(src.decoder) if m.decoder_from_source else keras.models.clone_model(src.decoder)
@@ -208,20 +208,20 @@ VAE_TARGETS: dict[str, dict] = {name: dict(spec, source=f"{spec['source']}_vae")
 VAE_FIELDS = (*FIELDS, "elbo", "iwae", "iwae_samples", "n_bound", "bits_per_dim", "active_units")
 
 # %% ../nbs/15a_vae_transfer.ipynb #d1ffb27f
-def run_vae_cell(source: VAESource, train: ImageSet, held_out: ImageSet, reference, method: str, steps: int, seed: int,
+def run_vae_cell(source: VAESource, images: ImageSet, held_out: ImageSet, reference, method: str, steps: int, seed: int,
                  samples_png: Path | None = None, n_bound: int = 1000, iwae_samples: int = 16,
                  progress: bool = False) -> tuple[dict, list]:
-    """One `fine_tune_vae` run of `method` on `train`, scored by `score_vae`: the judge against `reference`, the
+    """One `fine_tune_vae` run of `method` on `images`, scored by `score_vae`: the judge against `reference`, the
     bounds on the first `n_bound` `held_out` images with K = `iwae_samples`. Returns the row (`VAE_FIELDS` without
     target and shots; `augment` is "none", a VAE trains on the shots as they are) and an empty curve."""
     if len(held_out) < n_bound:
         raise ValueError(f"n_bound={n_bound}: only {len(held_out)} held-out images are left after the shots; "
                          f"pass n_bound <= {len(held_out)}")
     t0 = time.perf_counter()
-    trainer = fine_tune_vae(source, train, method, steps=steps, seed=seed, progress=progress)
+    trainer = fine_tune_vae(source, images, method, steps=steps, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0
     bound_images = held_out.take(np.arange(n_bound))
-    scores = score_vae(trainer, bound_images, reference, train, samples=iwae_samples, seed=seed)
+    scores = score_vae(trainer, bound_images, reference, images, samples=iwae_samples, seed=seed)
     if samples_png is not None:
         z = np.random.default_rng(0).standard_normal((32, latent_dim_of(trainer.decoder))).astype("float32")
         save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
@@ -247,7 +247,7 @@ def vae_benchmark(out: str | Path, targets=("near", "far"), shots=(10, 100, 1000
     `VAE_TARGETS` or a dict of your own (VAE sources). Writes the reports (`write_vae_reports`); returns all rows of `results.csv`."""
     check_number("n_bound", n_bound, 1, integer=True, hint="held-out images the likelihood bounds are computed on")
     check_number("iwae_samples", iwae_samples, 1, integer=True, hint="importance samples K of the IWAE bound")
-    targets = _resolve_targets(targets, VAE_TARGETS)
+    targets = resolve_targets(targets, VAE_TARGETS)
     bad = [m for m in methods if m not in VAE_METHODS]
     if bad:
         raise ValueError(f"unknown VAE methods {bad}; choose from {', '.join(VAE_METHODS)} "
@@ -280,7 +280,7 @@ def vae_feature_networks(source="fashion28_vae", seed: int = 0, image_shape: tup
     """Feature functions for chapter 8b's `probe_benchmark`: a VAE source's encoder (`load_vae_source`'s kinds) and a
     randomly initialised encoder of the same shape. A source that does not take `image_shape` images is refused."""
     encoder = load_vae_source(source).encoder
-    _check_images(encoder, image_shape)
+    check_image_shape(encoder, image_shape)
     set_seed(seed)
     random_encoder = keras.models.clone_model(encoder)          # same layers, fresh weights from their initialisers
     return {"VAE encoder": lambda x: encoder_features(encoder, x),

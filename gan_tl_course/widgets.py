@@ -16,7 +16,7 @@ import numpy as np
 from .core import image_grid, to_uint8
 from .metrics import nearest_neighbours
 from .models import block_layers, block_names, call_inputs, image_shape_of, is_conditional, latent_dim_of, num_label_classes
-from .train import generate_images
+from .models import generate_images
 
 # %% auto #0
 __all__ = ['INTERPOLATIONS', 'latent_batch', 'render', 'png_bytes', 'first_block', 'early_features', 'ganspace_directions',
@@ -67,12 +67,12 @@ def early_features(generator: keras.Model, block: str | None = None) -> keras.Mo
         raise ValueError(f"{generator.name} has no layers named {block}_*; pass the name of one of its blocks")
     return keras.Model(call_inputs(generator), layers[-1].output)
 
-def ganspace_directions(generator: keras.Model, k: int = 8, n: int = 2000, block: str | None = None,
+def ganspace_directions(generator: keras.Model, n_directions: int = 8, n: int = 2000, block: str | None = None,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    "`(directions (k, latent_dim) orthonormal, share of activation variance of each component)` by GANSpace."
-    latent = latent_dim_of(generator)
+    "`(directions (n_directions, latent_dim) orthonormal, share of activation variance of each component)` by GANSpace."
+    latent, k = latent_dim_of(generator), n_directions
     if not 1 <= k <= latent:
-        raise ValueError(f"k must be between 1 and the latent size {latent}, got {k}")
+        raise ValueError(f"n_directions must be between 1 and the latent size {latent}, got {k}")
     z = latent_batch(seed, n, latent)
     inputs = [z, np.zeros(n, "int32")] if is_conditional(generator) else z
     y = keras.ops.convert_to_numpy(early_features(generator, block)(inputs, training=False)).reshape(n, -1)
@@ -226,23 +226,23 @@ class CompareGenerators(GanWidget):
 
 # %% ../nbs/10_widgets.ipynb #0de8fa9d
 class NearestTraining(GanWidget):
-    "Samples on the top row; under each, its `k` nearest training images in a feature network's space."
+    "Samples on the top row; under each, its `neighbours` nearest training images in a feature network's space."
 
-    def __init__(self, generator: keras.Model, train_images: np.ndarray, net=None, n: int = 8, k: int = 2):
+    def __init__(self, generator: keras.Model, train_images: np.ndarray, net=None, n: int = 8, neighbours: int = 2):
         from gan_tl_course.judge import feature_net_for
-        self.generator, self.train, self.n, self.k = generator, np.asarray(train_images), n, k
+        self.generator, self.train, self.n, self.neighbours = generator, np.asarray(train_images), n, neighbours
         self.net = net or feature_net_for(image_shape_of(generator))
         self.latent = latent_dim_of(generator)
         self.seed = W.IntSlider(0, 0, 999, description="seed")
-        super().__init__([self.seed], f"top: samples; below: their {k} nearest training images "
+        super().__init__([self.seed], f"top: samples; below: their {neighbours} nearest training images "
                                       f"({self.net.name} features)")
         self._observe(self.seed)
         self.update()
 
     def update(self) -> None:
         samples = render(self.generator, latent_batch(self.seed.value, self.n, self.latent))
-        _, idx = nearest_neighbours(self.net.features(samples), self.net.features(self.train), self.k)  # (n, k)
-        self._show(image_grid(np.concatenate([samples, *[self.train[idx[:, j]] for j in range(self.k)]]),
+        _, idx = nearest_neighbours(self.net.features(samples), self.net.features(self.train), self.neighbours)
+        self._show(image_grid(np.concatenate([samples, *[self.train[idx[:, j]] for j in range(self.neighbours)]]),
                               ncols=self.n))
 
 # %% ../nbs/10_widgets.ipynb #f8151a51

@@ -19,7 +19,9 @@ if keras.backend.backend() == "tensorflow" and os.environ.get("TF_CPU_DEVICES"):
 from gan_tl_course.core import set_seed
 from gan_tl_course.data import load_fashion_mnist
 from gan_tl_course.models import build_gan
-from gan_tl_course.train import GANTrainer, TrainConfig, devices_scope, generate_images
+from gan_tl_course.train import GANTrainer, GANConfig
+from gan_tl_course.models import generate_images
+from gan_tl_course.devices import devices_scope
 
 WIDTH, BATCH, N_IMAGES = 8, 16, 256
 
@@ -31,7 +33,7 @@ def images() -> np.ndarray:
 def make_trainer(run_dir=None, **config) -> GANTrainer:
     set_seed(0)
     g, d = build_gan("dcgan28", width=WIDTH)
-    cfg = TrainConfig(batch_size=BATCH, steps_per_call=10, checkpoint_every=10, sample_every=1000, **config)
+    cfg = GANConfig(batch_size=BATCH, steps_per_call=10, checkpoint_every=10, sample_every=1000, **config)
     return GANTrainer(g, d, images(), cfg, run_dir=run_dir)
 
 
@@ -154,8 +156,8 @@ def blend_generators(out: Path) -> dict:
 def adapt_methods(out: Path) -> dict:
     "Gradient reversal, and a few steps of source only, DANN and PixelDA on a tiny domain pair: what moved, what came out."
     import keras
-    from gan_tl_course.adapt import ADAPTATION_METHODS, Adaptation, domain_pair, reversed_gradient
-    from gan_tl_course.train import value_and_grad
+    from gan_tl_course.adapt import ADAPTATION_METHODS, AdaptConfig, Adaptation, domain_pair, reversed_gradient
+    from gan_tl_course.steps import value_and_grad
     x = keras.Variable(np.array([1.0, -2.0, 3.0], "float32"))
     _, _, (grad,) = value_and_grad(lambda: (ops.sum(ops.square(reversed_gradient(x.value, 0.5))), ()), [x])
     pair = domain_pair("mnist_to_mnist_m", limit=64)
@@ -163,12 +165,13 @@ def adapt_methods(out: Path) -> dict:
     for method in ("source only", "DANN", "PixelDA"):
         runs = []
         for _ in range(2):                                   # twice from the same seed: the same numbers
-            a = Adaptation(pair, seed=0, steps=6, batch_size=8, steps_per_call=3, **ADAPTATION_METHODS[method])
-            models = [m for m in (a.classifier, a.head, a.generator, a.discriminator) if m is not None]
+            config = AdaptConfig(batch_size=8, steps_per_call=3, ramp_steps=6, **ADAPTATION_METHODS[method])
+            a = Adaptation(pair, config=config)
+            models = list(a.checkpoint_models.values())
             before = numpy_vars([v for m in models for v in m.trainable_variables])
-            history = a.train()
+            a.train(6, progress=False)
             after = numpy_vars([v for m in models for v in m.trainable_variables])
-            runs.append(dict(history=history.tolist(), accuracy=a.accuracy(),
+            runs.append(dict(history=a.history_array().tolist(), accuracy=a.accuracy(),
                              unmoved=sum(np.array_equal(b, c) for b, c in zip(before, after)), variables=len(before)))
         report[method] = runs
     return report
@@ -232,7 +235,7 @@ def data_parallel(out: Path) -> dict:
 
     def gan(devices: int, run_dir=None, batch: int = 16) -> GANTrainer:
         set_seed(0)
-        config = TrainConfig(batch_size=batch // devices, devices=devices, steps_per_call=10, checkpoint_every=10,
+        config = GANConfig(batch_size=batch // devices, devices=devices, steps_per_call=10, checkpoint_every=10,
                              sample_every=1000, r1_gamma=0.1, augment="color,translation,cutout", ada_target=0.6)
         with devices_scope(devices):
             return GANTrainer(*build_gan("dcgan28", width=WIDTH), images(), config, run_dir=run_dir)
@@ -265,7 +268,7 @@ def data_parallel(out: Path) -> dict:
     try:                                  # models built outside devices_scope, the trainer inside (TensorFlow refuses)
         outside = build_gan("dcgan28", width=WIDTH)
         with devices_scope(2):
-            GANTrainer(*outside, images(), TrainConfig(batch_size=8, devices=2))
+            GANTrainer(*outside, images(), GANConfig(batch_size=8, devices=2))
         built_outside = ""
     except ValueError as e:
         built_outside = str(e)
@@ -275,7 +278,7 @@ def data_parallel(out: Path) -> dict:
     labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
     def conditional(devices: int) -> list:                 # labels split like images; WGAN-GP's mixing weights
         set_seed(0)
-        config = TrainConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
+        config = GANConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
         with devices_scope(devices):
             t = GANTrainer(*build_gan("dcgan28", num_classes=10, width=WIDTH), labelled, config)
         return [[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.train(20, progress=False)]
@@ -299,7 +302,7 @@ def data_parallel(out: Path) -> dict:
 def refuse_devices(out: Path) -> dict:
     "What `devices=2` says on this backend: a trainer built outside `devices_scope`, and `devices_scope` itself."
     said = {}
-    from gan_tl_course.train import join_hosts
+    from gan_tl_course.devices import join_hosts
     backend = keras.backend.backend()
     other_cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "127.0.0.1:1"} if backend == "tensorflow" else {"TF_CONFIG": "{}"}
     attempts = {"trainer": (lambda: make_trainer(devices=2), {}), "scope": (lambda: devices_scope(2), {}),
@@ -319,17 +322,17 @@ def refuse_devices(out: Path) -> dict:
 
 
 def cli_devices(out: Path) -> dict:
-    "`gan-tl pretrain --devices 2 --batch 8` resumed with `--devices 1` (the batch kept global) against 1 x 16 straight."
+    "`gan-tl pretrain --devices 2 --batch-size 8` resumed with `--devices 1` (the batch kept global) against 1 x 16 straight."
     import contextlib, io
     import keras
     from gan_tl_course.cli import main
     small = ["--limit", "256", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000", "--quiet"]
     said = io.StringIO()
     with contextlib.redirect_stdout(said):
-        codes = [main(["pretrain", "--steps", "20", "--batch", "8", "--devices", "2", "--out", str(out / "two"), *small]),
+        codes = [main(["pretrain", "--steps", "20", "--batch-size", "8", "--devices", "2", "--out", str(out / "two"), *small]),
                  main(["pretrain", "--steps", "30", "--devices", "1", "--resume", "--out", str(out / "two"), "--quiet"]),
-                 main(["pretrain", "--steps", "30", "--batch", "16", "--out", str(out / "one"), *small])]
-    tune = ["finetune", "--source", "fashion28", "--target", "mnist_5k", "--shots", "10", "--steps", "10", "--quiet"]
+                 main(["pretrain", "--steps", "30", "--batch-size", "16", "--out", str(out / "one"), *small])]
+    tune = ["finetune", "--source", "fashion28", "--images", "mnist_5k", "--shots", "10", "--steps", "10", "--quiet"]
     errors = io.StringIO()
     with contextlib.redirect_stdout(said), contextlib.redirect_stderr(errors):
         codes += [main([*tune, "--devices", "2", "--out", str(out / "tuned_two")]),

@@ -110,7 +110,7 @@ def test_resume_matches_straight_run(scenario, backend):
 # --- kill -9 and resume, on every backend, and a checkpoint carried from one backend to another ---------------
 
 CLI = [sys.executable, "-c", "import sys; from gan_tl_course.cli import main; sys.exit(main())"]
-SMALL = ["--limit", "256", "--batch", "16", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000",
+SMALL = ["--limit", "256", "--batch-size", "16", "--width", "8", "--checkpoint-every", "10", "--sample-every", "1000",
          "--quiet"]
 
 
@@ -153,6 +153,50 @@ def test_kill_and_resume_equals_a_straight_run(tmp_path, backend):
     assert (tmp_path / "killed" / "history.csv").read_text() == (tmp_path / "straight" / "history.csv").read_text()
     assert not [p for p in (tmp_path / "killed" / "checkpoints").iterdir() if p.name.startswith(".")], \
         "the resume left a killed process's partial files"
+
+
+ADAPT_RUN = """
+import sys
+from pathlib import Path
+from gan_tl_course.adapt import AdaptConfig, Adaptation, domain_pair
+steps, out = int(sys.argv[1]), Path(sys.argv[2])
+config = AdaptConfig(batch_size=8, steps_per_call=5, checkpoint_every=5, sample_every=10, pixel=True, ramp_steps=100)
+adaptation = Adaptation(domain_pair("mnist_to_mnist_m", limit=64), config=config, run_dir=out)
+if len(sys.argv) > 3:
+    adaptation.restore()
+adaptation.train(steps, progress=False)
+"""
+
+
+def adapt_run(backend: str, steps: int, out: Path, *resume: str) -> subprocess.Popen:
+    "A PixelDA adaptation run (every kind of state: classifier, G, D, two optimizers) with checkpoints every 5 steps."
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-c", ADAPT_RUN, str(steps), str(out), *resume], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_killed_adaptation_resumes_as_a_straight_run(tmp_path, backend):
+    killed = adapt_run(backend, 100_000, tmp_path / "killed")
+    deadline = time.time() + 300
+    while not (tmp_path / "killed" / "checkpoints" / "latest").exists():
+        assert killed.poll() is None, killed.stderr.read()[-3000:]
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    reached = int((tmp_path / "killed" / "checkpoints" / "latest").read_text().strip()[5:])
+    total = reached + 12                                   # not a multiple of steps_per_call: calls of 5, 5, 2
+    for run in (adapt_run(backend, total, tmp_path / "killed", "resume"), adapt_run(backend, total, tmp_path / "straight")):
+        assert run.wait(timeout=600) == 0, run.stderr.read()[-3000:]
+    a, b = final_state(tmp_path / "killed"), final_state(tmp_path / "straight")
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)), (backend, reached)   # bit-identical
+    last = {run: tmp_path / run / "checkpoints" / (tmp_path / run / "checkpoints" / "latest").read_text().strip()
+            for run in ("killed", "straight")}
+    assert (last["killed"] / "history.csv").read_text() == (last["straight"] / "history.csv").read_text()
+    assert sorted(p.name for p in last["straight"].glob("*.keras")) == \
+        ["classifier.keras", "discriminator.keras", "pixel_generator.keras"]
+    assert list((tmp_path / "straight" / "samples").glob("step_*.png")), "PixelDA's translations were not drawn"
 
 
 def test_a_checkpoint_moves_between_backends(tmp_path):
@@ -233,7 +277,7 @@ def test_devices_refused_by_name(tmp_path, backend):
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_cli_devices_resume_keeps_the_global_batch(tmp_path, backend):
-    """`--devices 2 --batch 8`, resumed with `--devices 1`, trains what `--batch 16` on one device trains; `finetune
+    """`--devices 2 --batch-size 8`, resumed with `--devices 1`, trains what `--batch-size 16` on one device trains; `finetune
     --devices 2` splits the method's batch of 64 and trains what one device trains; 3 devices do not split it."""
     r = run_scenario("cli_devices", backend, tmp_path, env=TWO_DEVICES[backend])
     assert r["codes"] == [0, 0, 0, 0, 0, 2], r
@@ -283,13 +327,13 @@ def test_two_processes_train_what_one_process_trains(tmp_path, backend):
     gan_tl = [sys.executable, "-c", "import sys; from gan_tl_course.cli import main; sys.exit(main())", "pretrain"]
     alone = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
     ports = free_ports(2)
-    hosts = [subprocess.Popen([*gan_tl, "--devices", "2", "--batch", "8", "--out", str(tmp_path / f"host{i}"), *small],
+    hosts = [subprocess.Popen([*gan_tl, "--devices", "2", "--batch-size", "8", "--out", str(tmp_path / f"host{i}"), *small],
                               env={**alone, **joined_env(backend, i, ports)}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     said = [h.communicate(timeout=300)[0] for h in hosts]
     assert [h.returncode for h in hosts] == [0, 0], said
     assert all("training on 2 devices: global batch 16 (8 per device)" in s for s in said), said
-    done = subprocess.run([*gan_tl, "--batch", "16", "--out", str(tmp_path / "one"), *small], env=alone,
+    done = subprocess.run([*gan_tl, "--batch-size", "16", "--out", str(tmp_path / "one"), *small], env=alone,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     import keras

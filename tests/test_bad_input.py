@@ -84,7 +84,7 @@ def test_image_folder_trains_from_cli(tmp_path):
     for i in range(20):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (33, 33, 3), dtype=np.uint8)).save(folder / f"r{i}.png")
     with pytest.warns(UserWarning):
-        code, err = run_cli("pretrain", "--dataset", folder, "--width", "8", "--batch", "8", "--steps", "10",
+        code, err = run_cli("pretrain", "--images", folder, "--width", "8", "--batch-size", "8", "--steps", "10",
                             "--quiet", "--out", tmp_path / "run")
     assert code == 0, err
     assert (tmp_path / "run" / "generator.keras").exists()
@@ -94,7 +94,7 @@ def test_image_folder_trains_from_cli(tmp_path):
 def small_run(tmp_path_factory):
     "A 20-step CLI run with checkpoints at steps 10 and 20."
     run = tmp_path_factory.mktemp("cli") / "run"
-    code, err = run_cli("pretrain", "--steps", "20", "--limit", "256", "--batch", "16", "--width", "8",
+    code, err = run_cli("pretrain", "--steps", "20", "--limit", "256", "--batch-size", "16", "--width", "8",
                         "--checkpoint-every", "10", "--quiet", "--out", run)
     assert code == 0, err
     return run
@@ -133,8 +133,8 @@ def test_corrupt_checkpoint_is_refused_and_kept(small_run, tmp_path):
 
 def test_diverging_run_stops_with_clear_error(tmp_path):
     run = tmp_path / "run"
-    code, err = run_cli("pretrain", "--steps", "40", "--limit", "256", "--batch", "16", "--width", "8",
-                        "--lr", "1e30", "--checkpoint-every", "10", "--quiet", "--out", run)
+    code, err = run_cli("pretrain", "--steps", "40", "--limit", "256", "--batch-size", "16", "--width", "8",
+                        "--lr-g", "1e30", "--lr-d", "1e30", "--checkpoint-every", "10", "--quiet", "--out", run)
     assert code == 2 and "non-finite loss" in err, err
     ckpts = sorted((run / "checkpoints").glob("step_*")) if (run / "checkpoints").exists() else []
     for c in ckpts:  # whatever was saved before the divergence is complete and finite

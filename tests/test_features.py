@@ -3,7 +3,7 @@ import csv
 
 from conftest import run_cli
 
-QUICK = ("--targets", "digits", "--shots", "1", "--seeds", "0", "--limit", "40", "--no-supervised")
+QUICK = ("--targets", "digits", "--shots-per-class", "1", "--seeds", "0", "--limit", "40", "--no-supervised")
 
 
 def test_probe_writes_every_row(tmp_path):
@@ -31,12 +31,12 @@ def test_probe_refuses_a_source_of_another_shape(tmp_path):
 
 
 def test_probe_refuses_more_shots_than_a_class_has(tmp_path):
-    code, err = run_cli("probe", "--targets", "digits", "--shots", "50", "--seeds", "0", "--limit", "40",
+    code, err = run_cli("probe", "--targets", "digits", "--shots-per-class", "50", "--seeds", "0", "--limit", "40",
                         "--no-supervised")
     assert code == 2 and "class" in err and "images" in err, err
 
 
-GENERATED = ("--targets", "digits", "--shots", "1", "--m", "2", "--seeds", "0", "--gan-steps", "10",
+GENERATED = ("--targets", "digits", "--shots-per-class", "1", "--m", "2", "--seeds", "0", "--gan-steps", "10",
              "--classifier-steps", "5", "--oracle-steps", "5", "--limit", "40")
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli
 from gan_tl_course.core import sha256_file
 
-SMALL = ("--limit", "256", "--batch", "16", "--width", "8", "--quiet")
+SMALL = ("--limit", "256", "--batch-size", "16", "--width", "8", "--quiet")
 
 
 def snapshot(folder: Path) -> dict:
@@ -48,7 +48,7 @@ def pretrained(tmp_path_factory) -> Path:
 def tuned(pretrained) -> Path:
     "A finished 20-step fine-tune of `pretrained` on 16 digits, checkpoints at steps 10 and 20."
     run = pretrained.parent / "tuned"
-    code, err = run_cli("finetune", "--source", pretrained, "--target", "mnist_5k", "--shots", "16", "--steps", "20",
+    code, err = run_cli("finetune", "--source", pretrained, "--images", "mnist_5k", "--shots", "16", "--steps", "20",
                         "--method", "freeze_d", "--out", run, "--quiet")
     assert code == 0, err
     return run
@@ -97,19 +97,19 @@ def test_overwrite_moves_the_old_run_aside(pretrained, tmp_path):
 
 def test_a_resume_that_changes_the_run_is_refused(pretrained, tmp_path):
     run = copy(pretrained, tmp_path)
-    err = refused("pretrain", "--steps", "40", "--out", run, "--resume", "--batch", "32", "--lr", "0.1",
-                  contains=("--batch is 16 in the run but 32 now", "--lr is 0.0002 in the run but 0.1 now"),
+    err = refused("pretrain", "--steps", "40", "--out", run, "--resume", "--batch-size", "32", "--lr-g", "0.1",
+                  contains=("--batch-size is 16 in the run but 32 now", "--lr-g is 0.0002 in the run but 0.1 now"),
                   untouched=run)
     assert "leave these out" in err
-    refused("pretrain", "--steps", "40", "--out", run, "--resume", "--dataset", "mnist_5k", untouched=run,
-            contains="--dataset is 'fashion_mnist' in the run but 'mnist_5k' now")
+    refused("pretrain", "--steps", "40", "--out", run, "--resume", "--images", "mnist_5k", untouched=run,
+            contains="--images is 'fashion_mnist' in the run but 'mnist_5k' now")
     refused("pretrain", "--steps", "10", "--out", run, "--resume", contains="--steps 10 is below step 20", untouched=run)
 
 
 def test_a_resume_takes_the_run_settings_and_records_them(pretrained, tmp_path):
     run = copy(pretrained, tmp_path)
     record = (run / "run.json").read_text()
-    code, err = run_cli("pretrain", "--steps", "30", "--out", run, "--resume", "--batch", "16", "--quiet",
+    code, err = run_cli("pretrain", "--steps", "30", "--out", run, "--resume", "--batch-size", "16", "--quiet",
                         "--checkpoint-every", "5")                   # the run's own batch, and more checkpoints
     assert code == 0, err
     assert (run / "run.json").read_text() == record
@@ -126,9 +126,9 @@ def test_the_images_of_a_run_may_not_change(tmp_path):
     for i in range(20):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8)).save(folder / f"{i}.png")
     run = tmp_path / "run"
-    assert run_cli("pretrain", "--dataset", folder, "--steps", "10", "--checkpoint-every", "10", "--out", run, *SMALL)[0] == 0
+    assert run_cli("pretrain", "--images", folder, "--steps", "10", "--checkpoint-every", "10", "--out", run, *SMALL)[0] == 0
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "0.png")
-    refused("pretrain", "--steps", "20", "--out", run, "--resume", contains="the sha256 of the --dataset images",
+    refused("pretrain", "--steps", "20", "--out", run, "--resume", contains="the sha256 of the --images",
             untouched=run)
 
 
@@ -137,10 +137,10 @@ def test_finetune_records_its_run_and_refuses_a_mixed_resume(tuned, pretrained, 
     record = json.loads((run / "run.json").read_text())
     assert record["kind"] == "finetune" and record["options"]["method"] == "freeze_d"
     assert record["options"]["source"] == str(pretrained) and record["options"]["target_images"] == 16
-    refused("finetune", "--out", run, "--resume", "--steps", "40", "--target", "fashion_mnist:Bag", "--method", "cdc",
-            contains=("--target is 'mnist_5k' in the run but 'fashion_mnist:Bag' now",
+    refused("finetune", "--out", run, "--resume", "--steps", "40", "--images", "fashion_mnist:Bag", "--method", "cdc",
+            contains=("--images is 'mnist_5k' in the run but 'fashion_mnist:Bag' now",
                       "--method is 'freeze_d' in the run but 'cdc' now"), untouched=run)
-    refused("finetune", "--source", pretrained, "--target", "mnist_5k", "--shots", "16", "--out", run, "--quiet",
+    refused("finetune", "--source", pretrained, "--images", "mnist_5k", "--shots", "16", "--out", run, "--quiet",
             contains="already holds a run", untouched=run)
     code, err = run_cli("finetune", "--out", run, "--resume", "--steps", "30", "--quiet")   # all else from run.json
     assert code == 0, err
@@ -150,7 +150,7 @@ def test_finetune_records_its_run_and_refuses_a_mixed_resume(tuned, pretrained, 
 def test_finetune_refuses_a_source_that_changed(tuned, pretrained, tmp_path):
     source = copy(pretrained, tmp_path)
     run = tmp_path / "tuned"
-    assert run_cli("finetune", "--source", source, "--target", "mnist_5k", "--shots", "16", "--steps", "10",
+    assert run_cli("finetune", "--source", source, "--images", "mnist_5k", "--shots", "16", "--steps", "10",
                    "--out", run, "--quiet")[0] == 0
     shutil.copyfile(tuned / "ema_generator.keras", source / "ema_generator.keras")    # the source was re-made
     refused("finetune", "--out", run, "--resume", "--steps", "20", contains="source_sha256", untouched=run)
@@ -192,8 +192,23 @@ def test_a_checkpoint_holding_a_pickle_is_refused(pretrained, tmp_path):
             untouched=run)
 
 
+def test_a_run_recorded_under_the_old_option_names_resumes(pretrained, tmp_path):
+    "Runs started before 2026-12-06 recorded --batch, --lr and --r1: they resume, and are checked, under today's names."
+    run = copy(pretrained, tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    options = record["options"]
+    options.update(batch=options.pop("batch_size"), r1=options.pop("r1_gamma"), lr=options.pop("lr_g"))
+    del options["lr_d"]
+    (run / "run.json").write_text(json.dumps(record))
+    refused("pretrain", "--steps", "30", "--out", run, "--resume", "--lr-d", "0.1",
+            contains="--lr-d is 0.0002 in the run but 0.1 now", untouched=run)
+    code, err = run_cli("pretrain", "--steps", "30", "--out", run, "--resume", "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    assert json.loads((run / "result.json").read_text())["step"] == 30
+
+
 @pytest.mark.parametrize("damage, contains", [
-    ("not json", "run.json is damaged (not valid JSON"), ("no lr", "does not record --lr"),
+    ("not json", "run.json is damaged (not valid JSON"), ("no lr", "does not record --lr-g"),
     ("missing", "run.json is missing")])
 def test_a_damaged_run_record_is_named(pretrained, tmp_path, damage, contains):
     run = copy(pretrained, tmp_path)
@@ -201,7 +216,7 @@ def test_a_damaged_run_record_is_named(pretrained, tmp_path, damage, contains):
     if damage == "not json":
         (run / "run.json").write_text("{\"kind\": \"pretrain\", ")
     elif damage == "no lr":
-        del record["options"]["lr"]
+        del record["options"]["lr_g"]
         (run / "run.json").write_text(json.dumps(record))
     else:
         (run / "run.json").unlink()
@@ -211,13 +226,12 @@ def test_a_damaged_run_record_is_named(pretrained, tmp_path, damage, contains):
 # --- values refused by name, before anything is written --------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, contains", [
-    ("--lr", "0", "--lr must be a number > 0, got 0.0"), ("--lr", "-0.001", "--lr must be a number > 0"),
-    ("--r1", "-1", "--r1 must be a number >= 0, got -1.0"), ("--limit", "0", "--limit must be an integer >= 1"),
+    ("--lr-g", "0", "--lr-g must be a number > 0, got 0.0"), ("--lr-d", "-0.001", "--lr-d must be a number > 0"),
+    ("--r1-gamma", "-1", "--r1-gamma must be a number >= 0, got -1.0"), ("--limit", "0", "--limit must be an integer >= 1"),
     ("--width", "0", "--width must be an integer >= 1, got 0"), ("--steps", "0", "--steps must be an integer >= 1"),
-    ("--steps", "-5", "got -5"), ("--batch", "0", "--batch must be an integer >= 1"),
+    ("--steps", "-5", "got -5"), ("--batch-size", "0", "--batch-size must be an integer >= 1"),
     ("--augment", "color,flip", "--augment must be 'diffaugment', 'ada', 'none' or a DiffAugment policy"),
-    ("--seed", "-1", "--seed must be"),
-    ("--steps", "25", "--steps 25 is not a whole number of compiled calls of 10 steps: pass 20 or 30")])
+    ("--seed", "-1", "--seed must be")])
 def test_pretrain_refuses_bad_values(tmp_path, option, value, contains):
     run = tmp_path / "run"
     refused("pretrain", "--steps", "20", *SMALL, option, value, "--out", run, contains=contains)
@@ -227,11 +241,10 @@ def test_pretrain_refuses_bad_values(tmp_path, option, value, contains):
 @pytest.mark.parametrize("option, value, contains", [
     ("--shots", "0", "--shots must be an integer >= 1 and <= 5000, got 0"), ("--shots", "5001", "holds 5000 images"),
     ("--augment", "diffaugmnet", "--augment must be 'diffaugment', 'ada', 'none' or a DiffAugment policy"),
-    ("--steps", "0", "--steps must be an integer >= 1"), ("--k", "9", "cannot freeze k=9"),
-    ("--steps", "5", "--steps 5 is not a whole number of compiled calls of 10 steps: pass 10")])
+    ("--steps", "0", "--steps must be an integer >= 1"), ("--blocks", "9", "cannot freeze blocks=9")])
 def test_finetune_refuses_bad_values(pretrained, tmp_path, option, value, contains):
     run = tmp_path / "run"
-    refused("finetune", "--source", pretrained, "--target", "mnist_5k", "--method", "freeze_d", "--shots", "16",
+    refused("finetune", "--source", pretrained, "--images", "mnist_5k", "--method", "freeze_d", "--shots", "16",
             option, value, "--out", run, "--quiet", contains=contains)
     assert not run.exists()
 
@@ -241,14 +254,14 @@ def test_finetune_names_a_bad_source(pretrained, tmp_path):
     for source, contains in [(pretrained / "ema_generator.keras", "is a file, not a folder"),
                              (tmp_path / "pretrianed", "neither a folder nor a shipped source. A source is"),
                              ("fashion29", "neither a folder nor a shipped source")]:
-        refused("finetune", "--source", source, "--target", "mnist_5k", "--out", run, contains=contains)
+        refused("finetune", "--source", source, "--images", "mnist_5k", "--out", run, contains=contains)
     broken = copy(pretrained, tmp_path)
     (broken / "ema_generator.keras").write_bytes((pretrained / "ema_generator.keras").read_bytes()[:3000])
-    refused("finetune", "--source", broken, "--target", "mnist_5k", "--out", run,
+    refused("finetune", "--source", broken, "--images", "mnist_5k", "--out", run,
             contains=("ema_generator.keras is not a loadable .keras source generator",))
     (broken / "discriminator.keras").unlink()
-    refused("finetune", "--source", broken, "--target", "mnist_5k", "--out", run, contains="discriminator.keras is missing")
-    refused("finetune", "--target", "mnist_5k", "--out", run, contains="--source is required for a new run")
+    refused("finetune", "--source", broken, "--images", "mnist_5k", "--out", run, contains="discriminator.keras is missing")
+    refused("finetune", "--images", "mnist_5k", "--out", run, contains="--source is required for a new run")
     assert not run.exists()
 
 
