@@ -229,7 +229,11 @@ def test_two_devices_train_what_one_device_trains(tmp_path, backend):
     assert one.shape == (20, 3) and np.all(np.isfinite(one))
     np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-6)        # d_loss, g_loss and ADA's p, step by step
     np.testing.assert_allclose(r["vae_losses"]["1"], r["vae_losses"]["2"], rtol=1e-4)
-    assert r["weight_diff"] < 1e-4 and r["bn_diff"] < 1e-4 and r["vae_weight_diff"] < 1e-4, r
+    # TensorFlow: 4.8e-4 after 20 steps, on g_block_0_dense/kernel alone, with the losses equal to 1.8e-7 — Adam on a
+    # nearly-0 gradient, as in the resume below; measured 2026-12-06 in a fresh environment (numpy 2.4.6), the same
+    # before and after issue 35's changes (earlier environments measured 2.4e-7)
+    weight_tolerance = 1e-4 if backend == "jax" else 1e-3
+    assert r["weight_diff"] < weight_tolerance and r["bn_diff"] < 1e-4 and r["vae_weight_diff"] < 1e-4, r
     # a conditional pair (labels split like the images) with WGAN-GP (mixing weights drawn for the global batch)
     np.testing.assert_allclose(r["conditional_losses"]["1"], r["conditional_losses"]["2"], rtol=1e-4, atol=1e-6)
     # fine_tune with the methods that reach past the step: CDC's pairs, EWC's Fisher (computed on mirrored models),
@@ -282,7 +286,9 @@ def test_cli_devices_resume_keeps_the_global_batch(tmp_path, backend):
     r = run_scenario("cli_devices", backend, tmp_path, env=TWO_DEVICES[backend])
     assert r["codes"] == [0, 0, 0, 0, 0, 2], r
     assert "training on 2 devices: global batch 16 (8 per device)" in r["said"], r["said"]
-    assert r["rows"] == 31 and r["diff"] < 1e-4, r
+    # TensorFlow: 1.7e-3 on one weight after 30 steps, measured 2026-12-06 in a fresh environment (numpy 2.4.6) before and
+    # after issue 35's changes (earlier environments: 1.2e-7) — the Adam amplification described below
+    assert r["rows"] == 31 and r["diff"] < (1e-4 if backend == "jax" else 3e-3), r
     # the first step agrees to float rounding; then the GAN's two players amplify it. Adam divides by sqrt(v): on a
     # weight whose gradient is nearly 0 the order of float sums can move it by up to lr = 2e-4 a step, and TensorFlow's
     # synchronized BatchNorm takes the variance as E[x²] - E[x]² over the devices, not in two passes as on one device.
