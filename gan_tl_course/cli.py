@@ -15,9 +15,75 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['FAMILIES', 'ALIASES', 'CLIError', 'pretrain_command', 'finetune_command', 'demo_command', 'transfer_bench_command',
-           'load_generator', 'sample_command', 'bench_command', 'evaluate_command', 'judge_command', 'probe_command',
-           'generated_command', 'blend_command', 'invert_command', 'adapt_command', 'make_parser', 'main']
+__all__ = ['ALIASES', 'FAMILIES', 'CLIError', 'sub_command', 'make_parser', 'main', 'pretrain_command', 'finetune_command',
+           'demo_command', 'transfer_bench_command', 'load_generator', 'sample_command', 'bench_command',
+           'evaluate_command', 'judge_command', 'probe_command', 'generated_command', 'invert_command', 'blend_command',
+           'adapt_command']
+
+# %% ../nbs/11_cli.ipynb #1b051618
+class CLIError(Exception):
+    "A mistake in the command line or its inputs that the user can fix; printed without a traceback."
+
+# %% ../nbs/11_cli.ipynb #e00df463
+_COMMANDS: dict[str, Callable] = {}     # the `_add_NAME` functions, in the order the chapter defines them
+
+def sub_command(add: Callable) -> Callable:
+    "Register `add`, a function that adds one sub-command to the parser (re-running its cell replaces it)."
+    _COMMANDS[add.__name__] = add
+    return add
+
+# %% ../nbs/11_cli.ipynb #647f44f8
+def make_parser() -> argparse.ArgumentParser:
+    "The `gan-tl` argument parser with every sub-command registered so far (`@sub_command`)."
+    parser = argparse.ArgumentParser(prog="gan-tl", allow_abbrev=False,
+                                     description="GAN transfer learning course: command-line jobs. "
+                                     "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in _COMMANDS.values():
+        add(sub)
+    for command in sub.choices.values():
+        command.allow_abbrev = False
+    return parser
+
+# %% ../nbs/11_cli.ipynb #1830e317
+def _given(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> set[str]:
+    "The settings whose options `argv` writes out for `command` (the others keep their defaults)."
+    options = parser._subparsers._group_actions[0].choices[command]._option_string_actions
+    return {options[a.split("=")[0]].dest for a in argv if a.split("=")[0] in options}
+
+# %% ../nbs/11_cli.ipynb #b9694f65
+ALIASES = {"pretrain-vae": ["pretrain", "--family", "vae"], "finetune-vae": ["finetune", "--family", "vae"]}
+
+def _new_form(argv: list[str]) -> list[str]:
+    "`argv` with an old command name (`ALIASES`) written in today's form, which is printed to stderr."
+    if not argv or argv[0] not in ALIASES:
+        return argv
+    new = ALIASES[argv[0]] + argv[1:]
+    print(f"gan-tl {argv[0]} is now: gan-tl {' '.join(new)}", file=sys.stderr)
+    return new
+
+# %% ../nbs/11_cli.ipynb #34ce8541
+def main(argv: list[str] | None = None) -> int:
+    "Console entry point of `gan-tl`."
+    from gan_tl_course.core import BadValue
+    from gan_tl_course.runs import NonFiniteLossError
+    argv = _new_form(sys.argv[1:] if argv is None else list(argv))
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    args.given = _given(parser, args.command, argv)
+    args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
+    try:
+        from gan_tl_course.devices import join_hosts
+        join_hosts()                                    # one process of a run across machines, if the environment says so
+        return args.func(args)
+    except BadValue as e:
+        message = e.named(_option(e.name))
+    except OSError as e:                                # includes FileNotFoundError and RunExistsError
+        message = f"{e.filename}: {e.strerror}" if e.errno is not None and e.filename else str(e)
+    except (CLIError, NonFiniteLossError, ValueError) as e:   # ValueError: CheckpointError, RunConflict, ...
+        message = str(e)
+    print(f"gan-tl: {message}", file=sys.stderr)
+    return 2
 
 # %% ../nbs/11_cli.ipynb #9ec39504
 def _add_run_folder(p: argparse.ArgumentParser) -> None:
@@ -33,6 +99,7 @@ def _add_run_folder(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 # %% ../nbs/11_cli.ipynb #f2eafbaa
+@sub_command
 def _add_pretrain(sub) -> None:
     from gan_tl_course.models import PRESETS
     from gan_tl_course.train import GANConfig
@@ -72,9 +139,6 @@ def _add_pretrain(sub) -> None:
     p.set_defaults(func=pretrain_command)
 
 # %% ../nbs/11_cli.ipynb #342b6df9
-class CLIError(Exception):
-    "A mistake in the command line or its inputs that the user can fix; printed without a traceback."
-
 FAMILIES = {"gan": ("pretrain", "finetune"), "vae": ("pretrain-vae", "finetune-vae")}   # the run kinds of each family
 _PRETRAIN_KEYS = {"gan": ("images", "preset", "conditional", "width", "loss", "r1_gamma", "augment", "lr_g", "lr_d",
                           "limit", "seed", "batch_size", "steps_per_call", "precision"),
@@ -303,6 +367,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                    "the run is the same on any number, so a resume may change it")
 
 # %% ../nbs/11_cli.ipynb #4c066abf
+@sub_command
 def _add_finetune(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
     from gan_tl_course.vae_transfer import VAE_METHODS
@@ -402,6 +467,7 @@ def _finetune_vae(args: argparse.Namespace) -> int:
                             "encoder.keras, decoder.keras")
 
 # %% ../nbs/11_cli.ipynb #ca4c7b37
+@sub_command
 def _add_demo(sub) -> None:
     from gan_tl_course.transfer import METHODS
     p = sub.add_parser("demo", help="the main job: transfer vs scratch on 100 digits, with an HTML report",
@@ -438,6 +504,7 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #6a433e43
+@sub_command
 def _add_transfer_bench(sub) -> None:
     from gan_tl_course.transfer import AUGMENT, METHODS
     from gan_tl_course.vae_transfer import VAE_METHODS
@@ -515,7 +582,8 @@ def transfer_bench_command(args: argparse.Namespace) -> int:
           + ("; curves in curves.csv, curves.md and kid_vs_steps.png" if (out / "curves.csv").is_file() else ""))
     return 0
 
-# %% ../nbs/11_cli.ipynb #9e3e3441
+# %% ../nbs/11_cli.ipynb #af7bf77d
+@sub_command
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw a grid of samples from a saved generator",
                        description="Draw a grid of samples from a saved .keras generator.")
@@ -525,6 +593,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.set_defaults(func=sample_command)
 
+# %% ../nbs/11_cli.ipynb #714305f2
 def load_generator(path: str | Path):
     """Load a generator: a shipped source by name (a VAE source: its decoder), a `.keras` file, or a run folder (a GAN's `ema_generator.keras`,
     a VAE's `decoder.keras`). Errors name the file and what is wrong, also for a model that is no generator."""
@@ -545,6 +614,7 @@ def load_generator(path: str | Path):
                        "(a VAE encoder or a GAN discriminator?); give a GAN's ema_generator.keras or a VAE's decoder.keras")
     return model
 
+# %% ../nbs/11_cli.ipynb #825dad5a
 def sample_command(args: argparse.Namespace) -> int:
     "Run `gan-tl sample`: write a PNG grid of `--n` samples."
     from gan_tl_course.core import check_number, check_output_file, image_grid, save_png
@@ -563,6 +633,7 @@ def sample_command(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #3fe2b54b
+@sub_command
 def _add_bench(sub) -> None:
     from gan_tl_course.models import PRESETS
     p = sub.add_parser("bench", help="training images/s of GANTrainer vs a reference loop (--study: every loop, backend "
@@ -583,11 +654,11 @@ def _add_bench(sub) -> None:
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="with --study: the device's datasheet peak for the MFU (default: a measured matrix product)")
     p.add_argument("--steps-per-call", type=int, default=10)
-    p.add_argument("--jit", choices=["auto", "on", "off"], default="auto",
+    p.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
                    help="TensorFlow XLA: auto = only on a GPU")
     p.add_argument("--precision", default="float32", help="float32 or mixed_bfloat16")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--peer", choices=["torch"], action="append", default=[],
+    p.add_argument("--peers", choices=["torch"], nargs="+", default=[],
                    help="also time the same DCGAN as a native PyTorch loop, eager and with torch.compile (chapter 5a)")
     p.add_argument("--out", default=None, help="JSON file to write")
     p.set_defaults(func=bench_command)
@@ -611,9 +682,9 @@ def bench_command(args: argparse.Namespace) -> int:
         raise CLIError(f"--width {' '.join(map(str, args.width))}: one width per benchmark; several need --study")
     keras.config.set_dtype_policy(args.precision)
     images = load_fashion_mnist().images[:args.limit]
-    jit = {"auto": None, "on": True, "off": False}[args.jit]
+    jit = {"auto": None, "on": True, "off": False}[args.jit_compile]
     result = benchmark(images, args.preset, args.batch_sizes, args.steps, args.steps_per_call, jit,
-                       args.width[0] if args.width else None, args.peer)
+                       args.width[0] if args.width else None, args.peers)
     return _report(result, format_benchmark(result), args.command_line, out)
 
 def _report(result: dict, table: str, command_line: str, out: Path | None) -> int:
@@ -631,7 +702,7 @@ def _study_command(args: argparse.Namespace, out: Path | None) -> int:
     "`gan-tl bench --study`: every variant of the chosen study, each in its own process; the table, and the JSON in --out."
     from gan_tl_course.bench import CPU_STUDY, GPU_STUDY, format_study, speed_study
     from gan_tl_course.core import check_number
-    given = [o for o, v in (("--peer", args.peer), ("--jit", args.jit != "auto"), ("--precision", args.precision != "float32"),
+    given = [o for o, v in (("--peers", args.peers), ("--jit-compile", args.jit_compile != "auto"), ("--precision", args.precision != "float32"),
                             ("--steps-per-call", args.steps_per_call != 10)) if v]
     if given:
         raise CLIError(f"{', '.join(given)}: --study sets these per variant (chapter 5a's CPU_STUDY and GPU_STUDY); "
@@ -648,7 +719,8 @@ def _study_command(args: argparse.Namespace, out: Path | None) -> int:
                         args.repeats)
     return _report(study, format_study(study), args.command_line, out)
 
-# %% ../nbs/11_cli.ipynb #de9cf5fe
+# %% ../nbs/11_cli.ipynb #d9720dfc
+@sub_command
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a generator: judge FID/KID, precision/recall, ... vs the real floor",
                        description="Evaluate a saved generator against real images; prints a markdown report.")
@@ -664,6 +736,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     p.set_defaults(func=evaluate_command)
 
+# %% ../nbs/11_cli.ipynb #58d32299
 def evaluate_command(args: argparse.Namespace) -> int:
     "Run `gan-tl evaluate`: print the report and optionally write it as JSON."
     from gan_tl_course.core import check_number, check_output_file
@@ -693,6 +766,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #ab1d8460
+@sub_command
 def _add_judge(sub) -> None:
     from gan_tl_course.judge import JUDGE_NAMES
     p = sub.add_parser("judge", help="train a judge network (the feature network of the metrics)",
@@ -719,6 +793,7 @@ def judge_command(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #51cec090
+@sub_command
 def _add_probe(sub) -> None:
     p = sub.add_parser("probe", help="linear probes of a source discriminator's features on labelled targets",
                        description="Probe every block of a source's discriminator, frozen, with a logistic regression "
@@ -783,6 +858,7 @@ def _write_rows(out: Path, rows: list[dict]) -> None:
     print(f"{len(rows)} rows in {out}")
 
 # %% ../nbs/11_cli.ipynb #c30e9352
+@sub_command
 def _add_generated(sub) -> None:
     p = sub.add_parser("generated", help="few-shot classifiers trained on real shots and on a conditional GAN's images",
                        description="Fine-tune a class-conditional source on k labelled images per class and train a "
@@ -819,6 +895,7 @@ def generated_command(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/11_cli.ipynb #0a16a89a
+@sub_command
 def _add_invert(sub) -> None:
     p = sub.add_parser("invert", help="find the latent vectors of images under a generator",
                        description="For each image, the latent vector (and label, for a class-conditional generator) "
@@ -833,29 +910,7 @@ def _add_invert(sub) -> None:
     p.add_argument("--out", required=True, help="a new .npz file; the picture is written beside it as .png")
     p.set_defaults(func=invert_command)
 
-# %% ../nbs/11_cli.ipynb #2c48b63c
-def _add_blend(sub) -> None:
-    p = sub.add_parser("blend", help="blend a source with a generator fine-tuned from it into a new .keras generator",
-                       description="Layer swapping (--swap-at K: blocks below K from --tuned, the rest from --source) or "
-                                   "weight interpolation (--alpha A: (1 - A) source + A tuned), chapter 12a.")
-    p.add_argument("--source", required=True, help="a shipped source name, a .keras generator file or a run folder")
-    p.add_argument("--tuned", required=True, help="a generator fine-tuned from --source (file or run folder)")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--swap-at", type=int, help="the first block taken from --source")
-    how.add_argument("--alpha", type=float, help="interpolation weight: 0 is --source, 1 is --tuned")
-    p.add_argument("--out", required=True, help="a new .keras file")
-    p.set_defaults(func=blend_command)
-
-def blend_command(args: argparse.Namespace) -> int:
-    "Run `gan-tl blend`: write the blended generator to a new `.keras` file."
-    from gan_tl_course.blend import blend
-    out = _new_file(args.out, "--out", ".keras")
-    mixed = blend(load_generator(args.source), load_generator(args.tuned), swap_at=args.swap_at, alpha=args.alpha)
-    mixed.save(out)
-    how = f"blocks below {args.swap_at} from --tuned" if args.swap_at is not None else f"alpha {args.alpha}"
-    print(f"wrote the blend ({how}) to {out}")
-    return 0
-
+# %% ../nbs/11_cli.ipynb #da14d86b
 def invert_command(args: argparse.Namespace) -> int:
     "Run `gan-tl invert`: write the inversion of `--limit` images to `--out` (.npz) and a picture beside it."
     from gan_tl_course.core import check_number, image_grid, save_png
@@ -879,7 +934,32 @@ def invert_command(args: argparse.Namespace) -> int:
           f"scale); z, labels and errors in {out}; originals over reconstructions in {picture}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #86a622e1
+@sub_command
+def _add_blend(sub) -> None:
+    p = sub.add_parser("blend", help="blend a source with a generator fine-tuned from it into a new .keras generator",
+                       description="Layer swapping (--swap-at K: blocks below K from --tuned, the rest from --source) or "
+                                   "weight interpolation (--alpha A: (1 - A) source + A tuned), chapter 12a.")
+    p.add_argument("--source", required=True, help="a shipped source name, a .keras generator file or a run folder")
+    p.add_argument("--tuned", required=True, help="a generator fine-tuned from --source (file or run folder)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--swap-at", type=int, help="the first block taken from --source")
+    how.add_argument("--alpha", type=float, help="interpolation weight: 0 is --source, 1 is --tuned")
+    p.add_argument("--out", required=True, help="a new .keras file")
+    p.set_defaults(func=blend_command)
+
+def blend_command(args: argparse.Namespace) -> int:
+    "Run `gan-tl blend`: write the blended generator to a new `.keras` file."
+    from gan_tl_course.blend import blend
+    out = _new_file(args.out, "--out", ".keras")
+    mixed = blend(load_generator(args.source), load_generator(args.tuned), swap_at=args.swap_at, alpha=args.alpha)
+    mixed.save(out)
+    how = f"blocks below {args.swap_at} from --tuned" if args.swap_at is not None else f"alpha {args.alpha}"
+    print(f"wrote the blend ({how}) to {out}")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #43bd0d50
+@sub_command
 def _add_adapt(sub) -> None:
     from gan_tl_course.adapt import PAIRS
     p = sub.add_parser("adapt", help="the domain-adaptation benchmark: methods x domain pairs x seeds, into a new folder",
@@ -906,56 +986,3 @@ def adapt_command(args: argparse.Namespace) -> int:
     print(adaptation_table(rows))
     print(f"{len(rows)} rows in {out / 'results.csv'}")
     return 0
-
-# %% ../nbs/11_cli.ipynb #364aea58
-def make_parser() -> argparse.ArgumentParser:
-    "The `gan-tl` argument parser with all sub-commands."
-    parser = argparse.ArgumentParser(prog="gan-tl", allow_abbrev=False,
-                                     description="GAN transfer learning course: command-line jobs. "
-                                     "Choose the backend with KERAS_BACKEND=tensorflow|jax|torch.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_pretrain, _add_finetune, _add_transfer_bench, _add_sample, _add_bench,
-                _add_evaluate, _add_judge, _add_probe, _add_generated, _add_invert, _add_blend,
-                _add_adapt):
-        add(sub)
-    for command in sub.choices.values():
-        command.allow_abbrev = False
-    return parser
-
-def _given(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> set[str]:
-    "The settings whose options `argv` writes out for `command` (the others keep their defaults)."
-    options = parser._subparsers._group_actions[0].choices[command]._option_string_actions
-    return {options[a.split("=")[0]].dest for a in argv if a.split("=")[0] in options}
-
-# %% ../nbs/11_cli.ipynb #e7516a05
-ALIASES = {"pretrain-vae": ["pretrain", "--family", "vae"], "finetune-vae": ["finetune", "--family", "vae"]}
-
-def _new_form(argv: list[str]) -> list[str]:
-    "`argv` with an old command name (`ALIASES`) written in today's form, which is printed to stderr."
-    if not argv or argv[0] not in ALIASES:
-        return argv
-    new = ALIASES[argv[0]] + argv[1:]
-    print(f"gan-tl {argv[0]} is now: gan-tl {' '.join(new)}", file=sys.stderr)
-    return new
-
-def main(argv: list[str] | None = None) -> int:
-    "Console entry point of `gan-tl`."
-    from gan_tl_course.core import BadValue
-    from gan_tl_course.runs import NonFiniteLossError
-    argv = _new_form(sys.argv[1:] if argv is None else list(argv))
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    args.given = _given(parser, args.command, argv)
-    args.command_line = "gan-tl " + " ".join(argv)      # recorded in result.json, benchmark and manifest files
-    try:
-        from gan_tl_course.devices import join_hosts
-        join_hosts()                                    # one process of a run across machines, if the environment says so
-        return args.func(args)
-    except BadValue as e:
-        message = e.named(_option(e.name))
-    except OSError as e:                                # includes FileNotFoundError and RunExistsError
-        message = f"{e.filename}: {e.strerror}" if e.errno is not None and e.filename else str(e)
-    except (CLIError, NonFiniteLossError, ValueError) as e:   # ValueError: CheckpointError, RunConflict, ...
-        message = str(e)
-    print(f"gan-tl: {message}", file=sys.stderr)
-    return 2
