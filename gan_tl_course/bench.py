@@ -111,7 +111,21 @@ def torch_dcgan(image_shape=(28, 28, 1), latent_dim: int = 64, width: int = 64):
                 nn.init.zeros_(m.bias)
     return generator, discriminator
 
-# %% ../nbs/05a_bench.ipynb #fb49ee12
+# %% ../nbs/05a_bench.ipynb #3273d699
+def _torch_peer_nets(preset: str, width: int | None, lr: float, beta_1: float, device: str) -> tuple:
+    """`(G, D, ema, g_opt, d_opt)` of the PyTorch peer: `torch_dcgan` of `preset` on `device`, a copy of G for the
+    EMA, and Adam for each network with Keras' hyperparameters."""
+    import copy
+    import torch
+    from gan_tl_course.models import PRESETS
+    spec = PRESETS[preset]
+    G, D = (m.to(device) for m in torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"]))
+    ema = copy.deepcopy(G)
+    g_opt = torch.optim.Adam(G.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)     # Keras' Adam epsilon
+    d_opt = torch.optim.Adam(D.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)
+    return G, D, ema, g_opt, d_opt
+
+# %% ../nbs/05a_bench.ipynb #b8f902bb
 def torch_peer_loop(images: np.ndarray, preset: str = "dcgan28", batch_size: int = 64, width: int | None = None,
                     compile: bool = False, precision: str = "float32", lr: float = 2e-4, beta_1: float = 0.5,
                     ema_decay: float = 0.999):
@@ -119,19 +133,14 @@ def torch_peer_loop(images: np.ndarray, preset: str = "dcgan28", batch_size: int
     update, batches drawn from a uint8 tensor on the device (CUDA when present); `compile` wraps both networks in
     `torch.compile`; `precision="mixed_bfloat16"` runs them under bfloat16 autocast (weights stay float32, as Keras'
     policy keeps them). Returns `run(steps) -> last (d_loss, g_loss)`."""
-    import copy
     import torch
     import torch.nn.functional as F
     from gan_tl_course.models import PRESETS
-    spec = PRESETS[preset]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    G, D = (m.to(device) for m in torch_dcgan(spec["image_shape"], spec["latent_dim"], width or spec["width"]))
-    ema = copy.deepcopy(G)
-    g_opt = torch.optim.Adam(G.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)     # Keras' Adam epsilon
-    d_opt = torch.optim.Adam(D.parameters(), lr, betas=(beta_1, 0.999), eps=1e-7)
+    G, D, ema, g_opt, d_opt = _torch_peer_nets(preset, width, lr, beta_1, device)
     data = torch.as_tensor(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2)), device=device)
     g_net, d_net = (torch.compile(G), torch.compile(D)) if compile else (G, D)
-    latent = spec["latent_dim"]
+    latent = PRESETS[preset]["latent_dim"]
     if precision not in ("float32", "mixed_bfloat16"):
         raise ValueError(f"precision {precision!r}: the PyTorch peer runs 'float32' or 'mixed_bfloat16'")
     autocast = lambda: torch.autocast(device, torch.bfloat16, enabled=precision == "mixed_bfloat16")

@@ -129,7 +129,7 @@ def descend_latents(generator: keras.Model, z: np.ndarray, labels: np.ndarray | 
     descent.train(steps, progress=False)
     return np.asarray(ops.convert_to_numpy(descent.latents.value)), descent.history_array()[:, 0]
 
-# %% ../nbs/12_invert.ipynb #4021094c
+# %% ../nbs/12_invert.ipynb #1cbcff3f
 @dataclass
 class Inversion:
     "What `invert` found for each image: the latent vector, the label (class-conditional generators), the image and its error."
@@ -139,6 +139,7 @@ class Inversion:
     error: np.ndarray             # (N,) RMS pixel difference on the 0–1 scale (`reconstruction_error`)
     curve: np.ndarray             # (steps,) mean squared pixel difference ([-1, 1] scale) over all starts, per step
 
+# %% ../nbs/12_invert.ipynb #0843a0ab
 def _candidates(generator: keras.Model, n: int, labels) -> np.ndarray:
     "The labels tried for each of `n` images, `(n, L)`: the given ones (L = 1), or every label of the generator."
     if not is_conditional(generator):
@@ -154,6 +155,7 @@ def _candidates(generator: keras.Model, n: int, labels) -> np.ndarray:
                          f"labels in {labels.min(initial=0)}..{labels.max(initial=0)}")
     return labels[:, None]
 
+# %% ../nbs/12_invert.ipynb #c34c3804
 def invert(generator: keras.Model, images: ImageSpec, steps: int = 300, restarts: int = 4, labels=None,
            lr: float = 0.05, prior: float = 1e-5, seed: int = 0, batch_size: int = 1024) -> Inversion:
     """For each image, the latent vector (and label) from which `generator` draws the closest image: `restarts`

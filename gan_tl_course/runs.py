@@ -165,7 +165,7 @@ def resume_options(path: str | Path, kind: str, given: dict, keys=(), label: Cal
         raise RunConflict(path, conflicts, label)
     return stored
 
-# %% ../nbs/05b_runs.ipynb #638d28a5
+# %% ../nbs/05b_runs.ipynb #1f7636bb
 class CheckpointError(ValueError):
     "A checkpoint is missing, damaged, or belongs to another run or architecture."
 
@@ -173,19 +173,23 @@ class CheckpointError(ValueError):
         super().__init__(message)
         self.intact = intact        # the newest intact checkpoint, when one is offered
 
+# %% ../nbs/05b_runs.ipynb #084d8073
 CHECKPOINTS = "checkpoints"
 
+# %% ../nbs/05b_runs.ipynb #6829f984
 def _point_latest(root: Path, name: str) -> None:
     "Replace the pointer `root/latest` with `name`, atomically."
     pointer = root / f".latest-{os.getpid()}"
     pointer.write_text(name)
     os.replace(pointer, root / "latest")
 
+# %% ../nbs/05b_runs.ipynb #5d239e83
 def _step_folders(root: Path) -> list[Path]:
     "The `step_NNNNNN` checkpoint folders in `root`, oldest first (by step, also past 999,999)."
     folders = [p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit()]
     return sorted(folders, key=lambda p: int(p.name[5:]))
 
+# %% ../nbs/05b_runs.ipynb #a833c808
 def write_checkpoint(run_dir: str | Path, step: int, write_files: Callable[[Path], None], meta: dict,
                      keep: int = 3) -> Path:
     """Write checkpoint `step` of the run in `run_dir` atomically: `write_files(folder)` fills a temporary folder,
@@ -212,10 +216,12 @@ def write_checkpoint(run_dir: str | Path, step: int, write_files: Callable[[Path
         shutil.rmtree(stale)
     return final
 
+# %% ../nbs/05b_runs.ipynb #edfc7dcd
 def write_state(folder: Path, values: list[np.ndarray]) -> None:
     "Save a checkpoint's variable values, in order, as plain arrays in `folder/state.npz`."
     np.savez(folder / "state.npz", **{f"v{i:04d}": v for i, v in enumerate(values)})
 
+# %% ../nbs/05b_runs.ipynb #5301094c
 def read_state(ckpt: str | Path, n: int) -> list[np.ndarray]:
     "The `n` variable values of checkpoint `ckpt`, read as plain arrays only (a pickle inside is refused, not loaded)."
     file = Path(ckpt) / "state.npz"
@@ -255,7 +261,7 @@ def verify_checkpoint(ckpt: str | Path) -> dict:
             raise CheckpointError(f"checkpoint {ckpt} is corrupt: {name} does not match its sha256 in meta.json")
     return meta
 
-# %% ../nbs/05b_runs.ipynb #8471aa1b
+# %% ../nbs/05b_runs.ipynb #8dc9798a
 @dataclass
 class CheckpointInfo:
     "One checkpoint of a run: its folder, its step, and what is wrong with it (None when intact)."
@@ -263,6 +269,7 @@ class CheckpointInfo:
     step: int
     problem: str | None
 
+# %% ../nbs/05b_runs.ipynb #909be334
 def list_checkpoints(run_dir: str | Path) -> list[CheckpointInfo]:
     "Every `step_NNNNNN` checkpoint of the run in `run_dir`, newest first, each verified."
     out = []
@@ -275,6 +282,7 @@ def list_checkpoints(run_dir: str | Path) -> list[CheckpointInfo]:
         out.append(CheckpointInfo(folder, int(folder.name[5:]), problem))
     return out
 
+# %% ../nbs/05b_runs.ipynb #7dcbaae7
 def checkpoint_to_resume(run_dir: str | Path) -> Path:
     """The run's latest checkpoint, verified. If it is missing or damaged, `CheckpointError` names the problem and
     the newest intact checkpoint to resume from explicitly (its `.intact`)."""
@@ -300,6 +308,7 @@ def checkpoint_to_resume(run_dir: str | Path) -> Path:
                           f"the newer ones are then moved to {root / 'set_aside'} and kept for inspection",
                           intact=best.path)
 
+# %% ../nbs/05b_runs.ipynb #de18069a
 def set_aside_newer(ckpt: str | Path) -> list[Path]:
     "Move the checkpoints of `ckpt`'s run that are newer than it to `checkpoints/set_aside/`; repoint `latest` to it."
     ckpt = Path(ckpt)
@@ -316,7 +325,9 @@ def set_aside_newer(ckpt: str | Path) -> list[Path]:
     _point_latest(root, ckpt.name)
     return moved
 
+# %% ../nbs/05b_runs.ipynb #839954fd
 def _pid_alive(pid: int) -> bool:
+    "True when process `pid` exists (also when it belongs to another user)."
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -325,6 +336,7 @@ def _pid_alive(pid: int) -> bool:
         pass
     return True
 
+# %% ../nbs/05b_runs.ipynb #f3356d52
 def clean_partial_checkpoints(run_dir: str | Path) -> list[str]:
     "Remove what killed processes left in `checkpoints/` (half-written `.tmp-*`, stray pointers), restoring a swapped-out checkpoint."
     root, cleaned = Path(run_dir) / CHECKPOINTS, []
@@ -390,7 +402,7 @@ def save_state(run_dir: str | Path, step: int, models: dict[str, keras.Model], v
                            for r, vs in variables.items() for v in vs])
     return write_checkpoint(run_dir, step, write_files, meta, keep)
 
-# %% ../nbs/05b_runs.ipynb #6bd34249
+# %% ../nbs/05b_runs.ipynb #7e840e90
 def checkpoint_for(run_dir: Path | None, path: str | Path | None = None) -> Path:
     "The checkpoint to restore: `path` (a checkpoint or run folder), else the run's latest (or the newest intact offered)."
     if path is None:
@@ -402,6 +414,7 @@ def checkpoint_for(run_dir: Path | None, path: str | Path | None = None) -> Path
         raise CheckpointError(f"no checkpoint at {path}: pass a checkpoint folder (with meta.json) or a run folder")
     return ckpt
 
+# %% ../nbs/05b_runs.ipynb #e3d913a8
 def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict, run_dir: Path | None = None,
                family: str = "gan") -> None:
     """Refuse a checkpoint of another model family, architecture or method, or (for `run_dir`'s own run) of another
@@ -431,6 +444,7 @@ def check_fits(ckpt: Path, meta: dict, variables: dict[str, list], config: dict,
     if run_dir is not None and changed:
         raise RunConflict(run_dir, changed)
 
+# %% ../nbs/05b_runs.ipynb #68427e39
 def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Path | None = None,
                family: str = "gan") -> tuple[list[dict], bool]:
     """Check that checkpoint `ckpt` fits, then assign its values to `variables`; returns `(history, own)`, `own` when
@@ -454,7 +468,7 @@ def load_state(ckpt: Path, variables: dict[str, list], config: dict, run_dir: Pa
                           f"{', '.join(p.name for p in moved)} were moved to {moved[0].parent} (kept for inspection)")
     return history, own
 
-# %% ../nbs/05b_runs.ipynb #4f228856
+# %% ../nbs/05b_runs.ipynb #5a09a412
 EVENTS = "events"
 
 def open_events(run_dir: str | Path, first_step: int = 0):
@@ -465,6 +479,7 @@ def open_events(run_dir: str | Path, first_step: int = 0):
     return SummaryWriter(str(Path(run_dir) / EVENTS), purge_step=first_step + 1 if first_step else None, flush_secs=10,
                          filename_suffix=f".{uuid.uuid4().hex[:8]}")   # two writers in one second: two files
 
+# %% ../nbs/05b_runs.ipynb #0b66fadc
 def write_scalars(writer, group: str, rows: list[dict]) -> None:
     "Write rows shaped like a history (a `step` and named values) as TensorBoard scalars `group/NAME`."
     for row in rows:
@@ -472,6 +487,7 @@ def write_scalars(writer, group: str, rows: list[dict]) -> None:
             if name != "step":
                 writer.add_scalar(f"{group}/{name}", float(value), int(row["step"]))
 
+# %% ../nbs/05b_runs.ipynb #77a00b6b
 def _records(path: Path):
     "The events of one event file, in order: TFRecord framing (length, CRC, data, CRC); a record cut short ends it."
     from tensorboardX.proto.event_pb2 import Event
@@ -483,6 +499,7 @@ def _records(path: Path):
         yield Event.FromString(data[i + 12:i + 12 + length])
         i += 16 + length
 
+# %% ../nbs/05b_runs.ipynb #b43bbe8b
 def read_events(folder: str | Path) -> dict[str, list[tuple[int, float]]]:
     """The scalars of the event files in `folder` (a run's `events/`) by tag, `(step, value)` in the order written,
     without what a later writer purged: what TensorBoard shows. Files are read in the order they were started."""

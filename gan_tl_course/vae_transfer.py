@@ -141,13 +141,14 @@ VAE_METHODS: dict[str, VAEMethod] = {m.name: m for m in (
     VAEMethod("vae_freeze_encoder", True, True, train_encoder=False),
 )}
 
-# %% ../nbs/15a_vae_transfer.ipynb #84a7c468
+# %% ../nbs/15a_vae_transfer.ipynb #6e34bfe4
 def vae_transfer_config(steps: int = 1000, seed: int = 0, devices: int = 1) -> VAEConfig:
     """`fine_tune_vae`'s config when it is given none: `seed`, 4 sample grids and 2 checkpoints over `steps`, and the
     batch of 64 split evenly over `devices`."""
     config = VAEConfig(sample_every=max(steps // 4, 10), checkpoint_every=max(steps // 2, 10), seed=seed)
     return over_devices(config, devices)
 
+# %% ../nbs/15a_vae_transfer.ipynb #a9c18d42
 def fine_tune_vae(source, images: ImageSpec, method: str = "vae_finetune", steps: int = 1000, seed: int | None = None,
                   config: VAEConfig | None = None, run_dir: str | Path | None = None, resume: bool | str | Path = False,
                   overwrite: bool = False, progress: bool = True, callbacks=(), run_options: dict | None = None,
