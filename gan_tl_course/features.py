@@ -86,6 +86,7 @@ def small_cnn(num_classes: int, seed: int = 0, shift: float = 0.08, rotation: fl
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
+# %% ../nbs/08b_features.ipynb #45d82880
 def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int = 0) -> keras.Model:
     "The supervised reference: the small CNN trained on Fashion-MNIST's labelled training images."
     train = load_dataset("fashion_mnist:train")
@@ -94,6 +95,7 @@ def supervised_classifier(epochs: int = 3, limit: int | None = None, seed: int =
     model = small_cnn(10, seed)
     return fit_classifier(model, train.images, train.labels, batch_size=128, epochs=epochs)
 
+# %% ../nbs/08b_features.ipynb #65af9097
 def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tuple = (28, 28, 1)) -> dict:
     """Feature functions by name: images -> {block: features}, for the source D, a random D of its shape, and pixels.
     A source that does not take `image_shape` images (those of the probe targets) is refused at once."""
@@ -104,17 +106,20 @@ def feature_networks(source: str = "fashion28", seed: int = 0, image_shape: tupl
     return {"source D": lambda x: block_features(d, x), "random D": lambda x: block_features(random_d, x),
             "pixels": lambda x: {"pixels": x.reshape(len(x), -1).astype(np.float32)}}
 
+# %% ../nbs/08b_features.ipynb #1c8fc93c
 def model_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """`model`'s outputs on uint8 `images`, batch by batch, by calling it (inference mode). Not `predict`: it compiles
     a function for every new model, and the course makes many small ones (TensorFlow then warns of retracing)."""
     return np.concatenate([keras.ops.convert_to_numpy(model(to_unit(images[start:start + batch_size]), training=False))
                            for start in range(0, len(images), batch_size)])
 
+# %% ../nbs/08b_features.ipynb #732c03e1
 def supervised_features(classifier: keras.Model):
     "The feature function of a trained classifier's `features` layer (the supervised reference)."
     features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
     return lambda x: {"features": model_outputs(features, x)}
 
+# %% ../nbs/08b_features.ipynb #b503429a
 def train_cnn(images: ImageSet, seed: int = 0, steps: int = 300, batch_size: int = 64, **augment) -> keras.Model:
     """`small_cnn` (with `augment`: its `shift` and `rotation`) trained on labelled `images` for exactly `steps` batches: the
     images in a fresh random order each pass, as one long epoch (a few shots per class make one-batch epochs, and
@@ -125,10 +130,12 @@ def train_cnn(images: ImageSet, seed: int = 0, steps: int = 300, batch_size: int
     order = np.concatenate([rng.permutation(len(images)) for _ in range(passes)])[:steps * batch_size]
     return fit_classifier(model, images.images[order], images.labels[order], batch_size, shuffle=False)
 
+# %% ../nbs/08b_features.ipynb #8f8c0a3f
 def held_out_accuracy(model: keras.Model, test: ImageSet) -> float:
     "The fraction of `test` images a classifier labels correctly."
     return float((model_outputs(model, test.images).argmax(1) == test.labels).mean())
 
+# %% ../nbs/08b_features.ipynb #1dff7daa
 def scratch_cnn_accuracy(images: ImageSet, test: ImageSet, seed: int = 0, steps: int = 300) -> float:
     "Test accuracy of the small CNN trained from scratch on `images` alone for `steps` batches of up to 64."
     return held_out_accuracy(train_cnn(images, seed, steps), test)
@@ -142,6 +149,7 @@ def check_shots_per_class(targets: dict[str, tuple[ImageSet, ImageSet]], shots_p
             raise ValueError(f"shots_per_class {max(shots_per_class)}: target {target!r} has only {counts.min()} images of class "
                              f"{pool.class_names[counts.argmin()]!r} to draw from; ask for at most {counts.min()}")
 
+# %% ../nbs/08b_features.ipynb #6198ce0f
 def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dict, shots_per_class: Sequence[int] = (1, 5, 10, 50),
                     seeds: Sequence[int] = (0, 1, 2), scratch_steps: int = 300, log=print) -> list[dict]:
     "Probe accuracy of every block of every network, and the scratch CNN's, for each target × shots per class × seed."
@@ -163,6 +171,7 @@ def probe_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], networks: dic
         log(f"{target}: {len(shots_per_class) * len(seeds)} shot draws in {time.perf_counter() - t0:.0f} s")
     return rows
 
+# %% ../nbs/08b_features.ipynb #bc5604f3
 def best_blocks(rows: list[dict]) -> list[dict]:
     "Per (target, shots per class, network): the block with the highest mean accuracy over seeds, with mean, std and seeds."
     cells = {}
@@ -177,6 +186,7 @@ def best_blocks(rows: list[dict]) -> list[dict]:
             best[key] = entry
     return list(best.values())
 
+# %% ../nbs/08b_features.ipynb #ac692a9b
 def probe_table(rows: list[dict]) -> str:
     "A markdown table per target: networks by shots per class, best block's accuracy as mean ± std (block)."
     best = best_blocks(rows)

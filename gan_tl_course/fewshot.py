@@ -24,27 +24,13 @@ from .models import image_shape_of
 from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
-__all__ = ['TARGETS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'INTEGER_FIELDS', 'default_options', 'read_results', 'append_row',
-           'resolve_targets', 'run_grid', 'transfer_benchmark', 'samples_name', 'run_cell', 'summarize',
+__all__ = ['INTEGER_FIELDS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'TARGETS', 'read_results', 'append_row', 'default_options',
+           'resolve_targets', 'samples_name', 'run_grid', 'run_cell', 'transfer_benchmark', 'summarize',
            'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports', 'curve_summary',
            'curve_table', 'plot_curves', 'paired_text', 'paired_table', 'augment_table', 'same_device_pairs',
            'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
-TARGETS: dict[str, dict] = {
-    "near": dict(source="fashion28_nobag", data="fashion_mnist:Bag",
-                 about="bags, the class held out of the source (Fashion-MNIST without bags)"),
-    "far": dict(source="fashion28", data="mnist_5k", about="MNIST digits, from the Fashion-MNIST source"),
-}
-KEPT = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "memorization_ratio", "copied")
-FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "train_seconds", "n_eval", *KEPT,
-          "floor_fid", "floor_kid")
-CURVE_FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "step", "n_eval", *KEPT)   # `step`: when evaluated
-
-def default_options(method: str, steps: int) -> dict:
-    "Method options of the benchmark: MineGAN mines for half of the step budget; the others use their defaults."
-    return {"mine_steps": steps // 2} if method == "minegan" else {}
-
 INTEGER_FIELDS = ("shots", "shots_per_class", "seed", "steps", "step", "n_eval", "m")
 
 def _parse(field: str, value: str):
@@ -56,6 +42,7 @@ def _parse(field: str, value: str):
     except ValueError:
         return value
 
+# %% ../nbs/08a_fewshot.ipynb #ee2255b6
 def read_results(path: str | Path) -> list[dict]:
     "The rows of a benchmark's .csv (`results.csv`, `curves.csv`, a `gan-tl probe` or `generated` table), numbers parsed; [] if there is none yet."
     path = Path(path)
@@ -63,6 +50,12 @@ def read_results(path: str | Path) -> list[dict]:
         return []
     with open(path, newline="") as f:
         return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+# %% ../nbs/08a_fewshot.ipynb #c7931163
+KEPT = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "memorization_ratio", "copied")
+FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "train_seconds", "n_eval", *KEPT,
+          "floor_fid", "floor_kid")
+CURVE_FIELDS = ("target", "shots", "method", "augment", "seed", "steps", "step", "n_eval", *KEPT)   # `step`: when evaluated
 
 def append_row(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
     "Append one row to a benchmark .csv (`results.csv`; `curves.csv` with `CURVE_FIELDS`), writing the header first if the file is new."
@@ -73,10 +66,22 @@ def append_row(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
             writer.writeheader()
         writer.writerow({k: row[k] for k in fields})
 
+# %% ../nbs/08a_fewshot.ipynb #e0037250
+def default_options(method: str, steps: int) -> dict:
+    "Method options of the benchmark: MineGAN mines for half of the step budget; the others use their defaults."
+    return {"mine_steps": steps // 2} if method == "minegan" else {}
+
+# %% ../nbs/08a_fewshot.ipynb #56f650a4
 def _cell_key(row: dict) -> tuple:
     return (row["target"], int(row["shots"]), row["method"], row["augment"], int(row["seed"]), int(row["steps"]))
 
 # %% ../nbs/08a_fewshot.ipynb #b7581402
+TARGETS: dict[str, dict] = {
+    "near": dict(source="fashion28_nobag", data="fashion_mnist:Bag",
+                 about="bags, the class held out of the source (Fashion-MNIST without bags)"),
+    "far": dict(source="fashion28", data="mnist_5k", about="MNIST digits, from the Fashion-MNIST source"),
+}
+
 def resolve_targets(targets: Sequence[str] | dict, known: dict[str, dict] = TARGETS) -> dict[str, dict]:
     "The grid's targets: names of `known` (default `TARGETS`), or a dict of your own, each with a source and data."
     if isinstance(targets, dict):
@@ -90,15 +95,15 @@ def resolve_targets(targets: Sequence[str] | dict, known: dict[str, dict] = TARG
         raise ValueError(f"unknown targets {unknown}; choose from {', '.join(known)} or pass a dict of your own")
     return {t: known[t] for t in targets}
 
-def run_grid(out: str | Path, targets: dict[str, dict], shots: Sequence[int], methods: Sequence[str],
-             seeds: Sequence[int], steps: int, augment: str, n_eval: int, load: Callable, run: Callable,
-             fields: Sequence[str] = FIELDS, shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
-    """The loop of every few-shot grid, whatever the model family: each cell of targets x shots x seeds x methods
-    that `out/results.csv` does not hold yet, appended as it finishes; returns all rows. Per (target, shots, seed)
-    the shots and the reference are drawn once and shared by all methods. `load(source)` reads a target's source
-    (once per target) and returns it with the image shape it makes; `run(source, train, held_out, reference,
-    method, seed, samples_png)` trains and scores one cell and returns its row (without target and shots) and its
-    curve ([] if none). `shard=(i, n)` runs every n-th of the cells still to do, from the i-th."""
+# %% ../nbs/08a_fewshot.ipynb #6b555d88
+def samples_name(target: str, shots: int, method: str, augment: str, seed: int) -> str:
+    "File name of a cell's sample grid: `near_k10_freeze_d_s0.png`, with `+augment` after the method unless DiffAugment."
+    run = method if augment == "diffaugment" else f"{method}+{augment}"
+    return f"{target}_k{shots}_{run}_s{seed}.png"
+
+# %% ../nbs/08a_fewshot.ipynb #226e2a92
+def _check_grid(shots: Sequence[int], seeds: Sequence[int], steps: int, n_eval: int, shard: tuple[int, int]) -> None:
+    "Refuse a grid's bad step budget, evaluation size, shot count, seed or shard by name, before anything is written."
     check_number("steps", steps, 1, integer=True)
     check_number("n_eval", n_eval, MIN_N, integer=True)
     for k in shots:
@@ -108,16 +113,36 @@ def run_grid(out: str | Path, targets: dict[str, dict], shots: Sequence[int], me
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard {shard}: the index must be in 0 .. {count - 1} (shard=(i, n) with 0 <= i < n)")
-    out = Path(out); (out / "samples").mkdir(parents=True, exist_ok=True)
-    results = out / "results.csv"
+
+# %% ../nbs/08a_fewshot.ipynb #e9daa84f
+def _cells_to_do(results: Path, targets: dict[str, dict], shots: Sequence[int], seeds: Sequence[int],
+                 methods: Sequence[str], augment: str, steps: int, shard: tuple[int, int]) -> list[tuple]:
+    """The cells `(target, shots, seed, method)` of a grid that `results` does not hold yet, every n-th of them from
+    the i-th for `shard=(i, n)`; refused if `results` holds runs of another step budget."""
     earlier = read_results(results)
     budgets = {r["steps"] for r in earlier}
     if budgets - {steps}:
         raise ValueError(f"{results} holds runs of {sorted(budgets)} steps and this grid asks for {steps}; its "
                          "tables would mix step budgets. Use another `out` folder for this budget.")
     done = {_cell_key(r) for r in earlier}
-    todo = [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
+    index, count = shard
+    return [(name, k, seed, method) for name in targets for k in shots for seed in seeds for method in methods
             if (name, k, method, augment, seed, steps) not in done][index::count]
+
+# %% ../nbs/08a_fewshot.ipynb #9dc9b8b7
+def run_grid(out: str | Path, targets: dict[str, dict], shots: Sequence[int], methods: Sequence[str],
+             seeds: Sequence[int], steps: int, augment: str, n_eval: int, load: Callable, run: Callable,
+             fields: Sequence[str] = FIELDS, shard: tuple[int, int] = (0, 1), log=print) -> list[dict]:
+    """The loop of every few-shot grid, whatever the model family: each cell of targets x shots x seeds x methods
+    that `out/results.csv` does not hold yet, appended as it finishes; returns all rows. Per (target, shots, seed)
+    the shots and the reference are drawn once and shared by all methods. `load(source)` reads a target's source
+    (once per target) and returns it with the image shape it makes; `run(source, train, held_out, reference,
+    method, seed, samples_png)` trains and scores one cell and returns its row (without target and shots) and its
+    curve ([] if none). `shard=(i, n)` runs every n-th of the cells still to do, from the i-th."""
+    _check_grid(shots, seeds, steps, n_eval, shard)
+    out = Path(out); (out / "samples").mkdir(parents=True, exist_ok=True)
+    results = out / "results.csv"
+    todo = _cells_to_do(results, targets, shots, seeds, methods, augment, steps, shard)
     loaded = {}                                          # per target: its source and images, read once
     for (name, k, seed), cells in groupby(todo, key=lambda cell: cell[:3]):
         if name not in loaded:
@@ -140,6 +165,32 @@ def run_grid(out: str | Path, targets: dict[str, dict], shots: Sequence[int], me
                 f"whole cell {time.perf_counter() - t0:.0f} s)")
     return read_results(results)
 
+# %% ../nbs/08a_fewshot.ipynb #806884b2
+def run_cell(source, images: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
+             samples_png: Path | None = None, progress: bool = False,
+             eval_every: int | None = None) -> tuple[dict, list[dict]]:
+    """One `fine_tune` run of `method` on `images`, evaluated against `reference`: the row without target and shots,
+    and its curve, `{step, KEPT...}` every `eval_every` steps (the last one is the row's own evaluation), or []."""
+    during = EvaluateEvery(reference, eval_every, train=images) if eval_every else None
+    t0 = time.perf_counter()
+    trainer = fine_tune(source, images, method=method, augment=augment, steps=steps, seed=seed, progress=progress,
+                        callbacks=[during] if during else [], **default_options(method, steps))
+    reports = during.reports if during else []
+    seconds = time.perf_counter() - t0 - sum(r.seconds for _, r in reports)      # training only
+    last = reports[-1] if reports else None
+    report = last[1] if last and last[0] == trainer.step else evaluate(trainer.ema_generator, reference, train=images)
+    if samples_png is not None:
+        z = np.random.default_rng(0).standard_normal((32, trainer.latent_dim)).astype("float32")
+        save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
+    row = dict(method=method, augment=augment, seed=seed, steps=steps, train_seconds=round(seconds, 1),
+               n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"])
+    row.update({k: report.values[k] for k in KEPT})
+    curve = [dict(step=step, **{k: r.values[k] for k in KEPT}) for step, r in reports]
+    if reports and last[0] != trainer.step:
+        curve.append(dict(step=trainer.step, **{k: report.values[k] for k in KEPT}))
+    return row, curve
+
+# %% ../nbs/08a_fewshot.ipynb #2f2d92a3
 def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near", "far"),
                        shots: Sequence[int] = (10, 100, 1000), methods: Sequence[str] = tuple(METHODS),
                        seeds: Sequence[int] = (0, 1, 2), steps: int = 1000, augment: str = AUGMENT,
@@ -165,36 +216,14 @@ def transfer_benchmark(out: str | Path, targets: Sequence[str] | dict = ("near",
     write_reports(rows, out)
     return rows
 
-def samples_name(target: str, shots: int, method: str, augment: str, seed: int) -> str:
-    "File name of a cell's sample grid: `near_k10_freeze_d_s0.png`, with `+augment` after the method unless DiffAugment."
-    run = method if augment == "diffaugment" else f"{method}+{augment}"
-    return f"{target}_k{shots}_{run}_s{seed}.png"
-
-def run_cell(source, images: ImageSet, reference: Reference, method: str, augment: str, steps: int, seed: int,
-             samples_png: Path | None = None, progress: bool = False,
-             eval_every: int | None = None) -> tuple[dict, list[dict]]:
-    """One `fine_tune` run of `method` on `images`, evaluated against `reference`: the row without target and shots,
-    and its curve, `{step, KEPT...}` every `eval_every` steps (the last one is the row's own evaluation), or []."""
-    during = EvaluateEvery(reference, eval_every, train=images) if eval_every else None
-    t0 = time.perf_counter()
-    trainer = fine_tune(source, images, method=method, augment=augment, steps=steps, seed=seed, progress=progress,
-                        callbacks=[during] if during else [], **default_options(method, steps))
-    reports = during.reports if during else []
-    seconds = time.perf_counter() - t0 - sum(r.seconds for _, r in reports)      # training only
-    last = reports[-1] if reports else None
-    report = last[1] if last and last[0] == trainer.step else evaluate(trainer.ema_generator, reference, train=images)
-    if samples_png is not None:
-        z = np.random.default_rng(0).standard_normal((32, trainer.latent_dim)).astype("float32")
-        save_png(image_grid(trainer.generate(z), ncols=16), samples_png)
-    row = dict(method=method, augment=augment, seed=seed, steps=steps, train_seconds=round(seconds, 1),
-               n_eval=reference.n, floor_fid=reference.floor["fid"], floor_kid=reference.floor["kid"])
-    row.update({k: report.values[k] for k in KEPT})
-    curve = [dict(step=step, **{k: r.values[k] for k in KEPT}) for step, r in reports]
-    if reports and last[0] != trainer.step:
-        curve.append(dict(step=trainer.step, **{k: report.values[k] for k in KEPT}))
-    return row, curve
-
 # %% ../nbs/08a_fewshot.ipynb #3225ecb5
+def _method_rank(method: str) -> int:
+    """Position of `method` in the registry, so tables and plots list methods in one order (scratch first); a VAE
+    method (chapter 15a) ranks as its GAN namesake (`vae_scratch` as `scratch`), the others after all of them."""
+    name = method.removeprefix("vae_")
+    return list(METHODS).index(name) if name in METHODS else len(METHODS)
+
+# %% ../nbs/08a_fewshot.ipynb #ec828851
 def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precision", "recall", "copied")) -> list[dict]:
     """Mean and standard deviation over seeds of `metrics`, per (target, shots, method, augment).
     Rows of different step budgets or evaluation sizes are never averaged together: select one first."""
@@ -216,12 +245,7 @@ def summarize(rows: list[dict], metrics: Sequence[str] = ("kid", "fid", "precisi
         out.append(entry)
     return out
 
-def _method_rank(method: str) -> int:
-    """Position of `method` in the registry, so tables and plots list methods in one order (scratch first); a VAE
-    method (chapter 15a) ranks as its GAN namesake (`vae_scratch` as `scratch`), the others after all of them."""
-    name = method.removeprefix("vae_")
-    return list(METHODS).index(name) if name in METHODS else len(METHODS)
-
+# %% ../nbs/08a_fewshot.ipynb #6a8eb22e
 def paired_differences(rows: list[dict], method: str, baseline: str = "scratch", metric: str = "kid",
                        column: str = "method") -> list[dict]:
     """`method` minus `baseline` in `metric`, seed by seed, per (target, shots) and value of the other column,
@@ -247,6 +271,7 @@ def paired_differences(rows: list[dict], method: str, baseline: str = "scratch",
                     "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "wins": int(np.sum(sign * d > 0))})
     return out
 
+# %% ../nbs/08a_fewshot.ipynb #eac08e09
 def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
     """(method, augment) -> row label, in the registry's order (a GAN method before its VAE namesake); the
     augmentation is named only when several ran."""
@@ -254,10 +279,12 @@ def _run_labels(summary: list[dict]) -> dict[tuple[str, str], str]:
     several = len({a for _, a in runs}) > 1
     return {(m, a): f"{m} ({a})" if several else m for m, a in runs}
 
+# %% ../nbs/08a_fewshot.ipynb #4f08fa75
 def _number(value: float) -> str:
     "A table's number: 4 decimals for scores (KID 0.1234), whole numbers with separators for ELBOs in nats (−7,391)."
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
 
+# %% ../nbs/08a_fewshot.ipynb #bd19a9ad
 def results_markdown(summary: list[dict], metric: str = "kid") -> str:
     "A markdown table per target: methods by shots, `metric` as mean ± std over seeds, the best per column in bold."
     label, better, _ = METRIC_INFO[metric]
@@ -280,6 +307,7 @@ def results_markdown(summary: list[dict], metric: str = "kid") -> str:
         tables.append(f"{title}\n\n" + markdown_table(["method"] + [f"{k} shots" for k in shots], rows) + "\n")
     return "\n".join(tables)
 
+# %% ../nbs/08a_fewshot.ipynb #19ab3e6f
 def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     "One panel per target: `metric` against shots (log scale), a line with error bars per method; returns the figure."
     import matplotlib.pyplot as plt
@@ -309,6 +337,7 @@ def plot_metric_vs_shots(summary: list[dict], metric: str = "kid"):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08a_fewshot.ipynb #1c11fcf4
 def write_reports(rows: list[dict], out: str | Path) -> None:
     """Write `results.json` (rows and summary), `results.md` (KID and recall tables) and `kid_vs_shots.png` into `out`;
     with a `curves.csv` there, also `curves.md` and `kid_vs_steps.png`."""
@@ -334,6 +363,7 @@ def curve_summary(curves: list[dict], metric: str = "kid") -> list[dict]:
         out += [dict(s, step=step) for s in summarize(at, (metric,))]
     return sorted(out, key=lambda s: (s["target"], s["shots"], _method_rank(s["method"]), s["augment"], s["step"]))
 
+# %% ../nbs/08a_fewshot.ipynb #645a306e
 def curve_table(curves: list[dict], metric: str = "kid") -> str:
     "A markdown table per target: a row per (shots, method), `metric` as mean ± std over seeds at each evaluated step."
     summary = curve_summary(curves, metric)
@@ -353,6 +383,7 @@ def curve_table(curves: list[dict], metric: str = "kid") -> str:
         tables.append(f"{title}\n\n" + markdown_table(["shots", "method"] + [f"step {t}" for t in steps], rows) + "\n")
     return "\n".join(tables)
 
+# %% ../nbs/08a_fewshot.ipynb #0eaee2f9
 def plot_curves(curves: list[dict], metric: str = "kid"):
     "One panel per (target, shots): `metric` against the step, a line with error bars per method; returns the figure."
     import matplotlib.pyplot as plt

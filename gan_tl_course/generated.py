@@ -85,6 +85,7 @@ def _variants(shots: ImageSet, tuned: ImageSet, scratch: ImageSet, ms: Sequence[
     out += [("shots + scratch GAN", m, combine(shots, first_per_class(scratch, m)), NO_AUGMENT) for m in ms]
     return out
 
+# %% ../nbs/08c_generated.ipynb #18675527
 def _check_targets(targets: dict[str, tuple[ImageSet, ImageSet]], generator, shots_per_class: Sequence[int]) -> None:
     "Refuse, before any training, a target with more classes than the source has labels, or fewer images than k."
     for name, (pool, _) in targets.items():
@@ -94,25 +95,8 @@ def _check_targets(targets: dict[str, tuple[ImageSet, ImageSet]], generator, sho
                              "(`gan-tl pretrain --conditional` on a data set with as many classes)")
     check_shots_per_class(targets, shots_per_class)
 
+# %% ../nbs/08c_generated.ipynb #8e95a637
 GENERATED_FIELDS = ("target", "shots_per_class", "seed", "variant", "m", "accuracy", "label_fidelity", "coverage")
-
-def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: int, seed: int, ms: Sequence[int],
-               gan_steps: int, classifier_steps: int) -> list[dict]:
-    "One draw of k shots per class: both GANs trained on it, and a row per classifier variant."
-    train = pool.take(per_class_shots(pool.labels, k, seed))
-    drawn = {}
-    for method in ("finetune", "scratch"):
-        trainer = fine_tune(source, train, method=method, steps=gan_steps, seed=seed, progress=False)
-        drawn[method] = class_images(trainer.ema_generator, max(ms), pool.class_names, seed)
-    fidelity = {method: label_fidelity(oracle, images) for method, images in drawn.items()}
-    rows = []
-    for variant, m, images, augment in _variants(train, drawn["finetune"], drawn["scratch"], ms):
-        model = train_cnn(images, seed, classifier_steps, **augment)
-        used = "finetune" if "fine-tuned" in variant else "scratch" if "scratch" in variant else None
-        rows.append(dict(target=target, shots_per_class=k, seed=seed, variant=variant, m=m, accuracy=held_out_accuracy(model, test),
-                         label_fidelity=fidelity[used] if used else float("nan"),
-                         coverage=class_coverage(oracle, images, test)))
-    return rows
 
 def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="fashion28_conditional",
                          shots_per_class: Sequence[int] = (1, 5, 10), ms: Sequence[int] = (100, 500), seeds: Sequence[int] = (0, 1, 2),
@@ -147,6 +131,25 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
                 fidelity = {r["variant"]: r["label_fidelity"] for r in draw}
                 log(f"{name} k={k} seed={seed}: label fidelity fine-tuned {fidelity['fine-tuned only']:.3f}, "
                     f"scratch {fidelity['shots + scratch GAN']:.3f} ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+# %% ../nbs/08c_generated.ipynb #c86d21d7
+def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: int, seed: int, ms: Sequence[int],
+               gan_steps: int, classifier_steps: int) -> list[dict]:
+    "One draw of k shots per class: both GANs trained on it, and a row per classifier variant."
+    train = pool.take(per_class_shots(pool.labels, k, seed))
+    drawn = {}
+    for method in ("finetune", "scratch"):
+        trainer = fine_tune(source, train, method=method, steps=gan_steps, seed=seed, progress=False)
+        drawn[method] = class_images(trainer.ema_generator, max(ms), pool.class_names, seed)
+    fidelity = {method: label_fidelity(oracle, images) for method, images in drawn.items()}
+    rows = []
+    for variant, m, images, augment in _variants(train, drawn["finetune"], drawn["scratch"], ms):
+        model = train_cnn(images, seed, classifier_steps, **augment)
+        used = "finetune" if "fine-tuned" in variant else "scratch" if "scratch" in variant else None
+        rows.append(dict(target=target, shots_per_class=k, seed=seed, variant=variant, m=m, accuracy=held_out_accuracy(model, test),
+                         label_fidelity=fidelity[used] if used else float("nan"),
+                         coverage=class_coverage(oracle, images, test)))
     return rows
 
 # %% ../nbs/08c_generated.ipynb #cd4e59be

@@ -30,14 +30,62 @@ from .train import GANTrainer, GANConfig, settings_or_config
 from .steps import value_and_grad
 
 # %% auto #0
-__all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'ship_source', 'shipped_sources', 'source_files',
-           'load_pretrained', 'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG',
+__all__ = ['SOURCE_PREFIX', 'REPLACED_FIELDS', 'METHODS', 'AUGMENT', 'shipped_sources', 'source_files', 'load_pretrained',
+           'ship_source', 'TransferSetup', 'TransferMethod', 'freeze_blocks', 'Scratch', 'FreezeD', 'FreezeG',
            'ScaleShift', 'L2SP', 'generator_fisher', 'EWC', 'miner_network', 'MineGAN', 'distance_consistency', 'CDC',
            'projected_discriminator', 'Projected', 'get_method', 'load_source', 'augment_setting', 'augment_name',
            'transfer_config', 'fine_tune', 'inspect_method', 'run_demo']
 
 # %% ../nbs/08_transfer.ipynb #2b6e712f
 SOURCE_PREFIX = "source_"
+
+def shipped_sources(folder: str | Path = ASSETS, family: str = "gan") -> list[str]:
+    "The names of the pretrained sources of `family` ('gan', or 'vae': chapter 15a) in `folder`'s `MANIFEST.json`."
+    return [k[len(SOURCE_PREFIX):] for k, entry in read_manifest(folder).items()
+            if k.startswith(SOURCE_PREFIX) and entry.get("family", "gan") == family]   # sources before families: GANs
+
+# %% ../nbs/08_transfer.ipynb #676943bb
+def source_files(name: str, family: str, roles: tuple[str, ...], folder: str | Path = ASSETS) -> tuple[dict, list[Path]]:
+    """The manifest entry of shipped source `name` and the paths of its `roles`' files, each checked against its sha256;
+    a source of another family is refused by name."""
+    entry = read_manifest(folder).get(SOURCE_PREFIX + name)
+    if entry is None:
+        raise FileNotFoundError(f"no pretrained {family.upper()} source {name!r} in {Path(folder) / 'MANIFEST.json'} "
+                                f"(it has: {', '.join(shipped_sources(folder, family)) or 'none'})")
+    actual = entry.get("family", "gan")
+    if actual != family:
+        loader = {"gan": "load_pretrained (chapter 8)", "vae": "load_vae_source (chapter 15a)"}[actual]
+        raise ValueError(f"source {name!r} is a {actual.upper()}, not a {family.upper()}: load it with {loader}")
+    paths = []
+    for role in roles:
+        f = entry["files"][role]
+        path = asset_path(folder, f["file"])
+        if not path.is_file() or sha256_file(path) != f["sha256"]:
+            raise ValueError(f"{path} is missing or does not match its MANIFEST.json sha256: reinstall "
+                             f"gan_tl_course, or rebuild it with {entry['commands']} and ship it again")
+        paths.append(path)
+    return entry, paths
+
+# %% ../nbs/08_transfer.ipynb #e312b562
+def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model, keras.Model]:
+    "The shipped GAN source `name` as `(generator, discriminator)`, after checking both files against the manifest."
+    _, paths = source_files(name, "gan", ("generator", "discriminator"), folder)
+    return tuple(load_model_file(p, f"{role} of source {name}") for p, role in zip(paths, ("generator", "discriminator")))
+
+# %% ../nbs/08_transfer.ipynb #18337f95
+def _per_class_scores(generator: keras.Model, dataset: str, n: int) -> dict[str, dict]:
+    "Judge KID, FID and accuracy (the class asked for, seen by the judge) of a conditional generator, class by class."
+    from gan_tl_course.evaluate import evaluate
+    data = as_image_set(dataset, image_shape_of(generator), "the source's data")
+    out = {}
+    for c in np.unique(data.labels[data.labels >= 0]):
+        real = data.take(data.labels == c)
+        report = evaluate(generator, real, n_eval=min(n, len(real) // 2))
+        out[data.class_names[c]] = dict(n=report.n, **{k: report.values[k] for k in ("kid", "fid", "judge_accuracy")
+                                                       if k in report.values})
+    return out
+
+# %% ../nbs/08_transfer.ipynb #da1ad381
 REPLACED_FIELDS = ("commands", "date", "steps", "train_seconds", "runtime", "options", "evaluation", "files")
 
 def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n: int = 10_000) -> dict:
@@ -73,49 +121,6 @@ def ship_source(name: str, run_dir: str | Path, out_dir: str | Path = ASSETS, n:
         entry["replaced"] = previous.pop("replaced", []) + [{k: previous[k] for k in REPLACED_FIELDS if k in previous}]
     update_manifest(out_dir, SOURCE_PREFIX + name, entry)
     return entry
-
-def _per_class_scores(generator: keras.Model, dataset: str, n: int) -> dict[str, dict]:
-    "Judge KID, FID and accuracy (the class asked for, seen by the judge) of a conditional generator, class by class."
-    from gan_tl_course.evaluate import evaluate
-    data = as_image_set(dataset, image_shape_of(generator), "the source's data")
-    out = {}
-    for c in np.unique(data.labels[data.labels >= 0]):
-        real = data.take(data.labels == c)
-        report = evaluate(generator, real, n_eval=min(n, len(real) // 2))
-        out[data.class_names[c]] = dict(n=report.n, **{k: report.values[k] for k in ("kid", "fid", "judge_accuracy")
-                                                       if k in report.values})
-    return out
-
-def shipped_sources(folder: str | Path = ASSETS, family: str = "gan") -> list[str]:
-    "The names of the pretrained sources of `family` ('gan', or 'vae': chapter 15a) in `folder`'s `MANIFEST.json`."
-    return [k[len(SOURCE_PREFIX):] for k, entry in read_manifest(folder).items()
-            if k.startswith(SOURCE_PREFIX) and entry.get("family", "gan") == family]   # sources before families: GANs
-
-def source_files(name: str, family: str, roles: tuple[str, ...], folder: str | Path = ASSETS) -> tuple[dict, list[Path]]:
-    """The manifest entry of shipped source `name` and the paths of its `roles`' files, each checked against its sha256;
-    a source of another family is refused by name."""
-    entry = read_manifest(folder).get(SOURCE_PREFIX + name)
-    if entry is None:
-        raise FileNotFoundError(f"no pretrained {family.upper()} source {name!r} in {Path(folder) / 'MANIFEST.json'} "
-                                f"(it has: {', '.join(shipped_sources(folder, family)) or 'none'})")
-    actual = entry.get("family", "gan")
-    if actual != family:
-        loader = {"gan": "load_pretrained (chapter 8)", "vae": "load_vae_source (chapter 15a)"}[actual]
-        raise ValueError(f"source {name!r} is a {actual.upper()}, not a {family.upper()}: load it with {loader}")
-    paths = []
-    for role in roles:
-        f = entry["files"][role]
-        path = asset_path(folder, f["file"])
-        if not path.is_file() or sha256_file(path) != f["sha256"]:
-            raise ValueError(f"{path} is missing or does not match its MANIFEST.json sha256: reinstall "
-                             f"gan_tl_course, or rebuild it with {entry['commands']} and ship it again")
-        paths.append(path)
-    return entry, paths
-
-def load_pretrained(name: str, folder: str | Path = ASSETS) -> tuple[keras.Model, keras.Model]:
-    "The shipped GAN source `name` as `(generator, discriminator)`, after checking both files against the manifest."
-    _, paths = source_files(name, "gan", ("generator", "discriminator"), folder)
-    return tuple(load_model_file(p, f"{role} of source {name}") for p, role in zip(paths, ("generator", "discriminator")))
 
 # %% ../nbs/08_transfer.ipynb #313aba38
 @dataclass
@@ -201,6 +206,7 @@ def _sq_distance_penalty(variables: list, weights: list[np.ndarray], strength: f
         return strength * total
     return penalty
 
+# %% ../nbs/08_transfer.ipynb #aeb31e2a
 class L2SP(TransferMethod):
     "Fine-tune everything with an L2 pull towards the source weights, on G and D."
     name = "l2sp"
@@ -214,6 +220,7 @@ class L2SP(TransferMethod):
         return TransferSetup(generator, discriminator, _sq_distance_penalty(g_vars, ones(g_vars), self.strength),
                              _sq_distance_penalty(d_vars, ones(d_vars), self.strength))
 
+# %% ../nbs/08_transfer.ipynb #af724d9e
 def generator_fisher(generator: keras.Model, discriminator: keras.Model, batches: int = 16,
                      batch_size: int = 16, seed: int = 0) -> list[np.ndarray]:
     "Diagonal Fisher information of G's trainable weights: mean squared gradient of softplus(-D(G(z)))."
@@ -229,6 +236,7 @@ def generator_fisher(generator: keras.Model, discriminator: keras.Model, batches
             f += np.square(ops.convert_to_numpy(g).astype(np.float64)) / batches
     return fisher
 
+# %% ../nbs/08_transfer.ipynb #e897a6ab
 class EWC(TransferMethod):
     "Fine-tune everything with a Fisher-weighted pull of G's weights towards the source (elastic weight consolidation)."
     name = "ewc"
@@ -256,6 +264,7 @@ def miner_network(latent_dim: int, hidden: int | None = None, name: str = "miner
     h = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="miner_dense_1")(h)
     return keras.Model(z, keras.layers.Add(name="miner_add")([z, h]), name=name)
 
+# %% ../nbs/08_transfer.ipynb #e829721c
 class MineGAN(TransferMethod):
     "A miner network in front of the source G: mine (G frozen) for `mine_steps` steps, then tune G and miner jointly."
     name = "minegan"
@@ -276,6 +285,7 @@ class MineGAN(TransferMethod):
             return [joint if id(v) in late else 1.0 for v in mined.trainable_variables]
         return TransferSetup(mined, discriminator, g_gradient_scale=scale)
 
+# %% ../nbs/08_transfer.ipynb #e359c48c
 def _similarity_log_softmax(features):
     "Row-wise log-softmax over the other samples of the cosine similarities of flattened `features` (B, ...)."
     f = ops.reshape(ops.cast(features, "float32"), (ops.shape(features)[0], -1))
@@ -285,6 +295,7 @@ def _similarity_log_softmax(features):
     sim = ops.where(ops.eye(b) > 0, -1e9, sim)              # a sample is not compared with itself
     return ops.log_softmax(sim, axis=1)
 
+# %% ../nbs/08_transfer.ipynb #960d7f10
 def distance_consistency(source_features: list, target_features: list):
     "CDC's loss: Σ over blocks of the mean over samples of KL(p_target ‖ p_source) of the similarity softmaxes."
     total = ops.zeros((), "float32")
@@ -293,6 +304,7 @@ def distance_consistency(source_features: list, target_features: list):
         total = total + ops.mean(ops.sum(ops.exp(log_pt) * (log_pt - log_ps), axis=1))
     return total
 
+# %% ../nbs/08_transfer.ipynb #67fe00a7
 class CDC(TransferMethod):
     "Fine-tune everything with cross-domain distance consistency between the frozen source G and the adapted G."
     name = "cdc"
@@ -510,6 +522,27 @@ def _html_page(title: str, parts: list[str]) -> str:
             f"border-bottom:1px solid #ddd}}img{{image-rendering:pixelated}}</style></head><body><h1>{title}</h1>"
             + "\n".join(parts) + "</body></html>")
 
+# %% ../nbs/08_transfer.ipynb #938ab8cf
+def _demo_arm(out: Path, name: str, how: str, trainer: GANTrainer, seconds: float, reference, train: ImageSet,
+              steps: int, seed: int) -> tuple[dict, list[str], list[str]]:
+    """One trained arm `how` of the demo, shown as `name`: evaluated against `reference` (an `evaluate.Reference`),
+    its EMA generator, samples and loss curve saved in `out`; its entry of `demo.json`, its HTML and its markdown parts."""
+    from gan_tl_course.core import image_grid, save_png
+    from gan_tl_course.evaluate import evaluate
+    from gan_tl_course.train import plot_history
+    report = evaluate(trainer.ema_generator, reference, train=train)
+    report.generator = name
+    trainer.ema_generator.save(out / f"{how}_generator.keras")
+    z = np.random.default_rng(seed).standard_normal((64, trainer.latent_dim)).astype("float32")
+    save_png(image_grid(trainer.generate(z), ncols=16), out / f"{how}_samples.png")
+    plot_history(trainer.history, title=name).savefig(out / f"{how}_loss.png", dpi=80)
+    html = [f"<h2>{name}</h2><p>{steps} steps in {seconds:.0f} s</p><img src='{how}_samples.png' width='100%'>",
+            report.to_html(), f"<img src='{how}_loss.png'>"]
+    md = [f"## {name}\n\n{steps} steps in {seconds:.0f} s\n\n![{name}]({how}_samples.png)\n",
+          report.to_markdown() + "\n", f"![loss]({how}_loss.png)\n"]
+    return dict(report=report.to_dict(), train_seconds=seconds), html, md
+
+# %% ../nbs/08_transfer.ipynb #0574155d
 def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: int = 100, steps: int = 400,
              method: str = "finetune", augment: str = AUGMENT, n_eval: int = 2000, seed: int = 0,
              progress: bool = True, overwrite: bool = False) -> dict:
@@ -518,8 +551,7 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
     import time
     from gan_tl_course.core import image_grid, save_png
     from gan_tl_course.data import few_shot, load_mnist_5k
-    from gan_tl_course.evaluate import evaluate, prepare_reference
-    from gan_tl_course.train import plot_history
+    from gan_tl_course.evaluate import prepare_reference
     out = check_new_run(out, overwrite, "out")
     check_number("steps", steps, 1, integer=True)
     check_number("shots", shots, 1, integer=True)
@@ -536,17 +568,9 @@ def run_demo(out: str | Path = "runs/demo", source: str = "fashion28", shots: in
         t0 = time.perf_counter()
         trainer = fine_tune(source, train, method=how, augment=augment, steps=steps, seed=seed, progress=progress)
         seconds = time.perf_counter() - t0
-        report = evaluate(trainer.ema_generator, reference, train=train)
-        report.generator = name
-        trainer.ema_generator.save(out / f"{how}_generator.keras")
-        z = np.random.default_rng(seed).standard_normal((64, trainer.latent_dim)).astype("float32")
-        save_png(image_grid(trainer.generate(z), ncols=16), out / f"{how}_samples.png")
-        plot_history(trainer.history, title=name).savefig(out / f"{how}_loss.png", dpi=80)
-        runs[how] = dict(report=report.to_dict(), train_seconds=seconds)
-        html += [f"<h2>{name}</h2><p>{steps} steps in {seconds:.0f} s</p><img src='{how}_samples.png' width='100%'>",
-                 report.to_html(), f"<img src='{how}_loss.png'>"]
-        md += [f"## {name}\n\n{steps} steps in {seconds:.0f} s\n\n![{name}]({how}_samples.png)\n",
-               report.to_markdown() + "\n", f"![loss]({how}_loss.png)\n"]
+        runs[how], arm_html, arm_md = _demo_arm(out, name, how, trainer, seconds, reference, train, steps, seed)
+        html += arm_html
+        md += arm_md
     html.insert(0, f"<p>The {shots} training digits:</p><img src='shots.png'>")
     md.insert(1, f"The {shots} training digits:\n\n![shots](shots.png)\n")
     (out / "report.html").write_text(_html_page(f"Transfer vs scratch on {shots} MNIST digits", html))
