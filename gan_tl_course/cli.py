@@ -868,7 +868,7 @@ def _add_generated(sub) -> None:
     p.add_argument("--source", default="fashion28_conditional", help="class-conditional shipped source or pretrain run folder")
     p.add_argument("--targets", nargs="+", default=["digits", "animals"], choices=["fashion", "digits", "animals"])
     p.add_argument("--shots-per-class", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
-    p.add_argument("--m", type=int, nargs="+", default=[100, 500], help="generated images per class")
+    p.add_argument("--generated-per-class", type=int, nargs="+", default=[100, 500], help="generated images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--gan-steps", type=int, default=300, help="steps of each GAN run (fine-tuned and scratch)")
     p.add_argument("--classifier-steps", type=int, default=500, help="batches of each classifier's training")
@@ -883,11 +883,11 @@ def generated_command(args: argparse.Namespace) -> int:
     from gan_tl_course.core import check_number
     from gan_tl_course.generated import classifier_benchmark, classifier_table
     out = _check_grid(args)
-    for m in args.m:
-        check_number("--m", m, 1, integer=True, hint="generated images per class")
+    for m in args.generated_per_class:
+        check_number("--generated-per-class", m, 1, integer=True, hint="generated images per class")
     for name in ("gan_steps", "classifier_steps", "oracle_steps"):
         check_number(_option(name), getattr(args, name), 1, integer=True)
-    rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots_per_class, args.m,
+    rows = classifier_benchmark(probe_targets(args.targets, limit=args.limit), args.source, args.shots_per_class, args.generated_per_class,
                                 args.seeds, args.gan_steps, args.classifier_steps, args.oracle_steps, out=out)
     print(classifier_table(rows))
     if out is not None:

@@ -31,7 +31,7 @@ __all__ = ['INTEGER_FIELDS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'TARGETS', 'read_
            'read_samples']
 
 # %% ../nbs/08a_fewshot.ipynb #e852e00c
-INTEGER_FIELDS = ("shots", "shots_per_class", "seed", "steps", "step", "n_eval", "m")
+INTEGER_FIELDS = ("shots", "shots_per_class", "seed", "steps", "step", "n_eval", "generated_per_class")
 
 def _parse(field: str, value: str):
     "A benchmark .csv value: an int for `INTEGER_FIELDS`, else a float where it reads as one, else the text."

@@ -77,12 +77,12 @@ def class_coverage(oracle, images: ImageSet, test: ImageSet, neighbours: int = 5
     return float(np.nanmean(shares))
 
 # %% ../nbs/08c_generated.ipynb #31f9b72c
-def _variants(shots: ImageSet, tuned: ImageSet, scratch: ImageSet, ms: Sequence[int]) -> list[tuple[str, int, ImageSet, dict]]:
+def _variants(shots: ImageSet, tuned: ImageSet, scratch: ImageSet, generated_per_class: Sequence[int]) -> list[tuple[str, int, ImageSet, dict]]:
     "(variant, M, training images, augmentation) of every classifier of one shot draw."
     out = [("shots", 0, shots, NO_AUGMENT), ("shots + augmentation", 0, shots, STANDARD_AUGMENT)]
-    out += [("shots + fine-tuned", m, combine(shots, first_per_class(tuned, m)), NO_AUGMENT) for m in ms]
-    out += [("fine-tuned only", m, first_per_class(tuned, m), NO_AUGMENT) for m in ms]
-    out += [("shots + scratch GAN", m, combine(shots, first_per_class(scratch, m)), NO_AUGMENT) for m in ms]
+    out += [("shots + fine-tuned", m, combine(shots, first_per_class(tuned, m)), NO_AUGMENT) for m in generated_per_class]
+    out += [("fine-tuned only", m, first_per_class(tuned, m), NO_AUGMENT) for m in generated_per_class]
+    out += [("shots + scratch GAN", m, combine(shots, first_per_class(scratch, m)), NO_AUGMENT) for m in generated_per_class]
     return out
 
 # %% ../nbs/08c_generated.ipynb #18675527
@@ -96,10 +96,10 @@ def _check_targets(targets: dict[str, tuple[ImageSet, ImageSet]], generator, sho
     check_shots_per_class(targets, shots_per_class)
 
 # %% ../nbs/08c_generated.ipynb #8e95a637
-GENERATED_FIELDS = ("target", "shots_per_class", "seed", "variant", "m", "accuracy", "label_fidelity", "coverage")
+GENERATED_FIELDS = ("target", "shots_per_class", "seed", "variant", "generated_per_class", "accuracy", "label_fidelity", "coverage")
 
 def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="fashion28_conditional",
-                         shots_per_class: Sequence[int] = (1, 5, 10), ms: Sequence[int] = (100, 500), seeds: Sequence[int] = (0, 1, 2),
+                         shots_per_class: Sequence[int] = (1, 5, 10), generated_per_class: Sequence[int] = (100, 500), seeds: Sequence[int] = (0, 1, 2),
                          gan_steps: int = 300, classifier_steps: int = 500, oracle_steps: int = 3000,
                          out: str | Path | None = None, log=print) -> list[dict]:
     """Held-out accuracy of every classifier variant, with the label fidelity of its generated images and the
@@ -121,12 +121,12 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
             append_row(Path(out), row, GENERATED_FIELDS)
     for name, (pool, test) in targets.items():
         oracle = oracle_classifier(pool, steps=oracle_steps)
-        keep([dict(target=name, shots_per_class=0, seed=0, variant="oracle", m=0, accuracy=held_out_accuracy(oracle, test),
+        keep([dict(target=name, shots_per_class=0, seed=0, variant="oracle", generated_per_class=0, accuracy=held_out_accuracy(oracle, test),
                    label_fidelity=float("nan"), coverage=class_coverage(oracle, pool, test))])
         for k in shots_per_class:
             for seed in seeds:
                 t0 = time.perf_counter()
-                draw = _draw_rows(name, pool, test, oracle, source, k, seed, ms, gan_steps, classifier_steps)
+                draw = _draw_rows(name, pool, test, oracle, source, k, seed, generated_per_class, gan_steps, classifier_steps)
                 keep(draw)
                 fidelity = {r["variant"]: r["label_fidelity"] for r in draw}
                 log(f"{name} k={k} seed={seed}: label fidelity fine-tuned {fidelity['fine-tuned only']:.3f}, "
@@ -134,20 +134,20 @@ def classifier_benchmark(targets: dict[str, tuple[ImageSet, ImageSet]], source="
     return rows
 
 # %% ../nbs/08c_generated.ipynb #c86d21d7
-def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: int, seed: int, ms: Sequence[int],
+def _draw_rows(target: str, pool: ImageSet, test: ImageSet, oracle, source, k: int, seed: int, generated_per_class: Sequence[int],
                gan_steps: int, classifier_steps: int) -> list[dict]:
     "One draw of k shots per class: both GANs trained on it, and a row per classifier variant."
     train = pool.take(per_class_shots(pool.labels, k, seed))
     drawn = {}
     for method in ("finetune", "scratch"):
         trainer = fine_tune(source, train, method=method, steps=gan_steps, seed=seed, progress=False)
-        drawn[method] = class_images(trainer.ema_generator, max(ms), pool.class_names, seed)
+        drawn[method] = class_images(trainer.ema_generator, max(generated_per_class), pool.class_names, seed)
     fidelity = {method: label_fidelity(oracle, images) for method, images in drawn.items()}
     rows = []
-    for variant, m, images, augment in _variants(train, drawn["finetune"], drawn["scratch"], ms):
+    for variant, m, images, augment in _variants(train, drawn["finetune"], drawn["scratch"], generated_per_class):
         model = train_cnn(images, seed, classifier_steps, **augment)
         used = "finetune" if "fine-tuned" in variant else "scratch" if "scratch" in variant else None
-        rows.append(dict(target=target, shots_per_class=k, seed=seed, variant=variant, m=m, accuracy=held_out_accuracy(model, test),
+        rows.append(dict(target=target, shots_per_class=k, seed=seed, variant=variant, generated_per_class=m, accuracy=held_out_accuracy(model, test),
                          label_fidelity=fidelity[used] if used else float("nan"),
                          coverage=class_coverage(oracle, images, test)))
     return rows
@@ -169,7 +169,7 @@ def classifier_table(rows: list[dict]) -> str:
         cells: dict[tuple, list[dict]] = {}
         for r in rows:
             if r["target"] == target and r["variant"] != "oracle":
-                cells.setdefault((r["variant"], r["m"], r["shots_per_class"]), []).append(r)
+                cells.setdefault((r["variant"], r["generated_per_class"], r["shots_per_class"]), []).append(r)
         shots = sorted({k for _, _, k in cells})
         body = [[variant + (f", M = {m}" if m else "")] + [_cell(cells.get((variant, m, k), [])) for k in shots]
                 for variant, m in dict.fromkeys((v, m) for v, m, _ in cells)]
@@ -193,12 +193,12 @@ def plot_accuracy_vs_m(rows: list[dict]):
         ax, base = axes[i][j], pick(target, k, "shots")
         for variant, start in (("shots + fine-tuned", base), ("fine-tuned only", []), ("shots + scratch GAN", base)):
             rs = start + pick(target, k, variant)
-            ms = sorted({r["m"] for r in rs})
-            acc = [np.array([r["accuracy"] for r in rs if r["m"] == m]) for m in ms]
+            ms = sorted({r["generated_per_class"] for r in rs})
+            acc = [np.array([r["accuracy"] for r in rs if r["generated_per_class"] == m]) for m in ms]
             ax.errorbar(ms, [a.mean() for a in acc], yerr=[a.std() for a in acc], marker="o", capsize=3, label=variant)
             if variant == "fine-tuned only":
                 for m in ms:
-                    at = [r for r in rs if r["m"] == m]
+                    at = [r for r in rs if r["generated_per_class"] == m]
                     ax.annotate(f"{np.mean([r['label_fidelity'] for r in at]):.2f} / {np.mean([r['coverage'] for r in at]):.2f}",
                                 (m, np.mean([r["accuracy"] for r in at])), textcoords="offset points", xytext=(4, -12), fontsize=7)
         augmented = [r["accuracy"] for r in pick(target, k, "shots + augmentation")]
@@ -219,8 +219,8 @@ def paired_accuracy(rows: list[dict], baseline: str = "shots + augmentation") ->
     for r in rows:
         key = (r["target"], r["shots_per_class"], r["seed"])
         if r["variant"] not in ("oracle", baseline) and key in base:
-            diffs.setdefault((r["target"], r["shots_per_class"], r["variant"], r["m"]), []).append(r["accuracy"] - base[key])
-    return [dict(target=t, shots_per_class=k, variant=v, m=m, baseline=baseline, seeds=len(d), mean=float(np.mean(d)),
+            diffs.setdefault((r["target"], r["shots_per_class"], r["variant"], r["generated_per_class"]), []).append(r["accuracy"] - base[key])
+    return [dict(target=t, shots_per_class=k, variant=v, generated_per_class=m, baseline=baseline, seeds=len(d), mean=float(np.mean(d)),
                  std=float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, wins=int(np.sum(np.array(d) > 0)))
             for (t, k, v, m), d in diffs.items()]
 
@@ -229,7 +229,7 @@ def paired_accuracy_table(rows: list[dict], baseline: str = "shots + augmentatio
     pairs = paired_accuracy(rows, baseline)
     tables = []
     for target in dict.fromkeys(p["target"] for p in pairs):
-        cells = {(p["variant"], p["m"], p["shots_per_class"]): p for p in pairs if p["target"] == target}
+        cells = {(p["variant"], p["generated_per_class"], p["shots_per_class"]): p for p in pairs if p["target"] == target}
         shots = sorted({k for _, _, k in cells})
         body = [[v + (f", M = {m}" if m else "")] + [paired_text(cells.get((v, m, k))) for k in shots]
                 for v, m in dict.fromkeys((v, m) for v, m, _ in cells)]

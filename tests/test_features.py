@@ -36,7 +36,7 @@ def test_probe_refuses_more_shots_than_a_class_has(tmp_path):
     assert code == 2 and "class" in err and "images" in err, err
 
 
-GENERATED = ("--targets", "digits", "--shots-per-class", "1", "--m", "2", "--seeds", "0", "--gan-steps", "10",
+GENERATED = ("--targets", "digits", "--shots-per-class", "1", "--generated-per-class", "2", "--seeds", "0", "--gan-steps", "10",
              "--classifier-steps", "5", "--oracle-steps", "5", "--limit", "40")
 
 
