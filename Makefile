@@ -37,10 +37,13 @@ export: $(VENV)/.installed-dev
 	$(BIN)/nbdev_export
 
 test-nbs: $(VENV)/.installed-dev data
+	@echo "test-nbs: started $$(date +%T)"
 	$(BIN)/nbdev_test --n_workers 2 --timing
+	@echo "test-nbs: finished $$(date +%T)"
 
 test-py: $(VENV)/.installed-dev data
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
+	@echo "test-py: finished $$(date +%T)"
 
 test: test-nbs test-py
 

@@ -23,7 +23,7 @@ from .devices import devices_scope, over_devices, whole_batch
 from .data import ImageSet, ImageSpec, as_image_set
 from .judge import ASSETS, asset_path, read_manifest, update_manifest
 from .models import (
-    block_layers, block_names, block_outputs, call_inputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
+    block_layers, block_names, block_outputs, copy_model, image_shape_of, is_conditional, latent_dim_of,
     load_model_file, num_label_classes)
 from .runs import check_new_run, read_run_record, recorded_options, resume_options, start_run
 from .train import GANTrainer, GANConfig, settings_or_config
