@@ -117,13 +117,25 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
     return path
 
-def show_images(images, ncols: int | None = None, title: str | None = None, scale: float = 1.0):
-    "Show a batch as one grid with matplotlib; returns the figure."
+# %% ../nbs/00_core.ipynb #19e7f370
+def show_images(images, ncols: int | None = None, title: str | None = None, scale: float = 1.0,
+                row_labels: list[str] | None = None):
+    "Show a batch as one grid with matplotlib, gray images in gray; `row_labels` name the rows. Returns the figure."
     import matplotlib.pyplot as plt
-    grid = image_grid(images, ncols)
-    fig, ax = plt.subplots(figsize=(scale * grid.shape[1] / 40 + 1, scale * grid.shape[0] / 40 + 1))
+    images = images if np.asarray(images).dtype == np.uint8 else to_uint8(images)
+    grid, (n, h) = image_grid(images, ncols), np.shape(images)[:2]
+    rows = math.ceil(n / (ncols or math.ceil(math.sqrt(n))))
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for {rows} rows of images")
+    width = scale * grid.shape[1] / 40 + 1 + (1.5 if row_labels else 0)
+    fig, ax = plt.subplots(figsize=(width, scale * grid.shape[0] / 40 + 1))
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
-    ax.set_axis_off()
+    if row_labels:
+        ax.set(xticks=[], yticks=[r * (h + 1) + h / 2 for r in range(rows)], yticklabels=row_labels)
+        ax.tick_params(left=False)
+        ax.spines[:].set_visible(False)
+    else:
+        ax.set_axis_off()
     if title:
         ax.set_title(title)
     return fig
