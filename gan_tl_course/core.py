@@ -123,8 +123,8 @@ def show_images(images, ncols: int | None = None, title: str | None = None, scal
     "Show a batch as one grid with matplotlib, gray images in gray; `row_labels` name the rows. Returns the figure."
     import matplotlib.pyplot as plt
     images = images if np.asarray(images).dtype == np.uint8 else to_uint8(images)
-    grid, (n, h) = image_grid(images, ncols), np.shape(images)[:2]
-    rows = math.ceil(n / (ncols or math.ceil(math.sqrt(n))))
+    grid, h = image_grid(images, ncols), np.shape(images)[1]
+    rows = (grid.shape[0] + 1) // (h + 1)                    # image_grid pads rows by 1 pixel
     if row_labels is not None and len(row_labels) != rows:
         raise ValueError(f"{len(row_labels)} row labels for {rows} rows of images")
     width = scale * grid.shape[1] / 40 + 1 + (1.5 if row_labels else 0)
