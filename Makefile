@@ -49,7 +49,7 @@ test: test-nbs test-py
 
 readme: $(VENV)/.installed-dev
 	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
-	sed -i -E 's#\]\((images/|[0-9a-z_]+\.ipynb)#](nbs/\1#g' README.md    # links from the repository root
+	sed -i -E 's#\]\((images/|lessons/|library/)#](nbs/\1#g' README.md    # links from the repository root
 
 clean-nbs: $(VENV)/.installed-dev
 	$(BIN)/nbdev_clean

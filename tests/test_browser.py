@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 def _copy_notebook(folder: Path) -> Path:
     "The widgets chapter, with a kernelspec naming this Python (so no server asks which kernel to start)."
-    notebook = json.loads((ROOT / "nbs" / "10_widgets.ipynb").read_text())
+    notebook = json.loads((ROOT / "nbs" / "library" / "10_widgets.ipynb").read_text())
     notebook["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / "10_widgets.ipynb"
     path.write_text(json.dumps(notebook))
