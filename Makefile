@@ -1,4 +1,6 @@
 # The README's commands. Each one makes its own virtual environment (.venv) and installs what it needs.
+#   make lab        the learner's start: installs the course and its data, opens JupyterLab on lesson 1
+#                   (QUICK=1 make lab: quick mode, every notebook on tiny sizes; KERAS_BACKEND=jax make lab: JAX, installed too)
 #   make demo       the main job: fine-tune the shipped Fashion-MNIST GAN on 100 digits vs scratch; runs/demo/report.html
 #                   (run again, it moves the earlier runs/demo aside to runs/demo.old-<date>-<time>: nothing is deleted)
 #   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
@@ -9,7 +11,7 @@ BIN     = $(VENV)/bin
 # A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo pretrain test test-nbs test-py export readme clean-nbs data
+.PHONY: lab demo pretrain test test-nbs test-py export readme clean-nbs data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +22,19 @@ $(VENV)/.installed: setup.py settings.ini | $(BIN)/python
 	$(BIN)/pip install -q --no-deps "animal-mnist==0.4"    # its data files only: its own loader needs TensorFlow (chapter 1)
 	touch $@
 
+$(VENV)/.installed-lab: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[lab]" $(if $(filter jax,$(KERAS_BACKEND)),"jax") $(if $(filter torch,$(KERAS_BACKEND)),"$(TORCH)")
+	touch $@
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[all]" "$(TORCH)"
 	touch $@
 
 data:
 	@bash .ci/install-data.sh
+
+lab: $(VENV)/.installed-lab data
+	cd nbs && $(if $(QUICK),GAN_TL_TEST=1) $(abspath $(BIN))/jupyter lab lessons/01_quickstart.ipynb
 
 demo: $(VENV)/.installed data
 	$(BIN)/gan-tl demo --out runs/demo --overwrite
@@ -48,7 +57,8 @@ test-py: $(VENV)/.installed-dev data
 test: test-nbs test-py
 
 readme: $(VENV)/.installed-dev
-	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
+	$(BIN)/jupyter nbconvert --log-level WARN --execute --to markdown nbs/index.ipynb --output-dir . --output README \
+	    --TemplateExporter.exclude_input=True --RegexRemovePreprocessor.patterns='["^\#\| hide"]'    # tables in, code and checks out
 	sed -i -E 's#\]\((images/|lessons/|library/)#](nbs/\1#g' README.md    # links from the repository root
 
 clean-nbs: $(VENV)/.installed-dev

@@ -16,8 +16,9 @@ extras = {
     "jax": ["jax>=0.4.30"],
     "torch": ["torch>=2.2"],
     "dev": cfg["dev_requirements"].split() + ["playwright"],
+    "lab": ["jupyterlab"],                      # `make lab`: the lessons in JupyterLab (ipywidgets is a requirement)
 }
-extras["all"] = sorted({r for name in ("tensorflow", "jax", "torch", "dev") for r in extras[name]})
+extras["all"] = sorted({r for name in ("tensorflow", "jax", "torch", "dev", "lab") for r in extras[name]})
 
 setuptools.setup(
     name=cfg["lib_name"],
