@@ -198,7 +198,7 @@ def cache_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-# %% ../nbs/library/00_core.ipynb #f932a0cb
+# %% ../nbs/library/00_core.ipynb #e477471e
 def _is_course_root(folder: Path) -> bool:
     "True when `folder` holds this course's `settings.ini` (its `lib_name` is `gan_tl_course`)."
     ini = folder / "settings.ini"
