@@ -16,18 +16,19 @@ from keras import ops
 from fastcore.basics import patch
 
 from .augment import diff_augment, parse_policy
-from .core import check_number, image_grid, save_png
+from .core import check_number, image_grid, save_png, set_seed
 from .data import DeviceImages, as_image_set
 from .devices import (batchnorm_over_devices, check_built_for, data_parallel, global_batch,
                                    mean_over_devices, replicate, split_batch)
 from .losses import get_loss, gradient_penalty, interpolate, r1_penalty
-from .models import copy_model, generate_images, image_shape_of, is_conditional, latent_dim_of, num_label_classes
+from .models import build_gan, copy_model, generate_images, image_shape_of, is_conditional, latent_dim_of, num_label_classes
 from .runs import NonFiniteLossError, checkpoint_for, find_checkpoint, load_state, open_events
 from .runs import save_state, start_run, state_values, write_scalars
 from .steps import compile_steps, input_gradient, value_and_grad
 
 # %% auto #0
-__all__ = ['METRICS', 'GAN_PANELS', 'RunConfig', 'GANConfig', 'settings_or_config', 'Trainer', 'GANTrainer', 'plot_history']
+__all__ = ['METRICS', 'GAN_PANELS', 'RunConfig', 'GANConfig', 'settings_or_config', 'Trainer', 'GANTrainer', 'textbook_gan_step',
+           'check_gan_step', 'plot_history']
 
 # %% ../nbs/library/05_train.ipynb #7a4a9124
 @dataclass
@@ -267,6 +268,94 @@ def _update_ema(self: GANTrainer) -> None:
     trainable = {id(v) for v in self.generator.trainable_variables}
     for e, w in zip(self.ema_generator.variables, self.generator.variables):
         e.assign(decay * e + (1.0 - decay) * ops.stop_gradient(w) if id(w) in trainable else w)
+
+# %% ../nbs/library/05_train.ipynb #473d57f4
+def textbook_gan_step(generator: keras.Model, discriminator: keras.Model, g_optimizer, d_optimizer,
+                      real, z_d, z_g) -> tuple:
+    """One GAN step (Goodfellow et al. 2014) with the non-saturating G loss: a D step on `real` and G(`z_d`), then a G
+    step on G(`z_g`) against the updated D. Returns `(d_loss, g_loss)`, on any backend."""
+    ns = get_loss("ns")
+    def d_loss_fn():                         # D: reals -> "real", fakes -> "fake"; G makes the fakes, is not trained
+        fake = ops.stop_gradient(generator(z_d, training=True))
+        return ns.d(discriminator(real, training=True), discriminator(fake, training=True)), ()
+    d_loss, _, grads = value_and_grad(d_loss_fn, discriminator.trainable_variables)
+    d_optimizer.apply(grads, discriminator.trainable_variables)
+    def g_loss_fn():                         # G: make the updated D call fresh fakes "real"
+        return ns.g(discriminator(generator(z_g, training=True), training=True)), ()
+    g_loss, _, grads = value_and_grad(g_loss_fn, generator.trainable_variables)
+    g_optimizer.apply(grads, generator.trainable_variables)
+    return d_loss, g_loss
+
+# %% ../nbs/library/05_train.ipynb #5804c415
+def _after_each_step(step_fn: Callable, generator: keras.Model, discriminator: keras.Model, batches: list) -> list:
+    "Run `step_fn` on the pair once per `(real, z_d, z_g)` of `batches` with SGD; each step's losses and weights, by role."
+    g_opt, d_opt = keras.optimizers.SGD(0.05, name="g_sgd"), keras.optimizers.SGD(0.1, name="d_sgd")
+    g_opt.build(generator.trainable_variables)
+    d_opt.build(discriminator.trainable_variables)
+    def one(data):
+        losses = step_fn(generator, discriminator, g_opt, d_opt, *data)
+        if len(losses) != 2 or any(len(ops.shape(x)) != 0 for x in losses):
+            raise ValueError("a GAN step must return (d_loss, g_loss), two scalars")
+        return ops.stack([ops.cast(x, "float32") for x in losses])
+    state = generator.variables + discriminator.variables + g_opt.variables + d_opt.variables
+    def run(data):
+        if keras.backend.backend() != "jax":
+            return one(data)
+        with keras.StatelessScope(state_mapping=[(v, v.value) for v in state]) as scope:   # JAX's variables change
+            losses = one(data)                                                           # only through a scope
+        for v in state:
+            v.assign(scope.get_current_value(v))
+        return losses
+    numpy = lambda vs: [ops.convert_to_numpy(v).copy() for v in vs]
+    out = [dict(D=numpy(discriminator.trainable_variables), G=numpy(generator.trainable_variables),
+                BN=numpy(generator.non_trainable_variables))]          # the weights before the first step
+    for data in batches:
+        d_loss, g_loss = ops.convert_to_numpy(run(tuple(ops.convert_to_tensor(x) for x in data)))
+        out.append(dict(d_loss=float(d_loss), D=numpy(discriminator.trainable_variables), g_loss=float(g_loss),
+                        G=numpy(generator.trainable_variables), BN=numpy(generator.non_trainable_variables)))
+    return out
+
+# %% ../nbs/library/05_train.ipynb #77884437
+_STEP_HINTS = {                         # what the textbook step does at each point, in the order it does it
+    "d_loss": "D's loss is get_loss('ns').d(D(real), D(G(z_d))), before either network is updated",
+    "D": "one update of D, d_optimizer.apply(grads, D's trainable variables), with that loss's gradients, before G's step",
+    "g_loss": "G's loss is the non-saturating get_loss('ns').g(D(G(z_g))), after D's update",
+    "G": "one update of G, g_optimizer.apply(grads, G's trainable variables), with that loss's gradients",
+    "BN": "call G with training=True, once on z_d in the D step and once on z_g in the G step"}
+_STEP_NAMES = {"d_loss": "d_loss", "D": "D's weights", "g_loss": "g_loss", "G": "G's weights",
+               "BN": "G's BatchNorm statistics"}
+
+
+# %% ../nbs/library/05_train.ipynb #6423d97f
+def check_gan_step(step_fn: Callable, steps: int = 2, batch_size: int = 8, seed: int = 0, atol: float = 1e-5) -> dict:
+    """Run `step_fn(generator, discriminator, g_optimizer, d_optimizer, real, z_d, z_g) -> (d_loss, g_loss)` and
+    `textbook_gan_step` on copies of one small `dcgan28` pair, on the same batches, for `steps` steps. Returns the
+    largest difference of each loss and weight set; raises AssertionError at the first one above `atol`, saying why.
+    Seeds Python, NumPy and Keras with `seed` (`set_seed`), so that the same step always gets the same verdict."""
+    set_seed(seed)
+    generator, discriminator = build_gan("dcgan28", width=8)
+    rng = np.random.default_rng(seed)
+    batches = [(rng.uniform(-1, 1, (batch_size, *image_shape_of(discriminator))).astype("float32"),
+                *rng.standard_normal((2, batch_size, latent_dim_of(generator))).astype("float32")) for _ in range(steps)]
+    mine = _after_each_step(step_fn, copy_model(generator), copy_model(discriminator), batches)
+    ref = _after_each_step(textbook_gan_step, generator, discriminator, batches)
+    largest = lambda a, b: max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)) if len(a) else 0.0
+    diffs = dict.fromkeys(_STEP_HINTS, 0.0)
+    for i in range(1, steps + 1):
+        for key in _STEP_HINTS:                      # in the order the step computes them
+            m, r = mine[i][key], ref[i][key]
+            diff = abs(m - r) if "loss" in key else largest(m, r)
+            diffs[key] = max(diffs[key], diff)
+            if diff <= atol:
+                continue
+            if "loss" in key:
+                what = f"{key} is {m:.6f}, the textbook step's is {r:.6f}"
+            elif largest(m, mine[i - 1][key]) == 0:
+                what = f"{_STEP_NAMES[key]} did not change"
+            else:
+                what = f"{_STEP_NAMES[key]} differ from the textbook step's by up to {diff:.2g}"
+            raise AssertionError(f"step {i}: {what}. Check: {_STEP_HINTS[key]}.")
+    return diffs
 
 # %% ../nbs/library/05_train.ipynb #1e97afc9
 @patch
