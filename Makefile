@@ -5,13 +5,15 @@
 #                   (run again, it moves the earlier runs/demo aside to runs/demo.old-<date>-<time>: nothing is deleted)
 #   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
 #   make test       run every notebook in test mode (nbdev_test), then the pytest suite
+#   make screenshots  redraw nbs/images/widget_*.png, the widgets of lesson 5 in JupyterLab in headless Chromium
+#                   (tests/test_browser.py with GAN_TL_SCREENSHOTS=nbs/images; minutes on a CPU; not part of make test)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 # A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
 TORCH  ?= torch==2.13.0
 
-.PHONY: lab demo pretrain test test-nbs test-py export readme clean-nbs data
+.PHONY: lab demo pretrain test test-nbs test-py export readme clean-nbs data screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,9 @@ test-py: $(VENV)/.installed-dev data
 	@echo "test-py: finished $$(date +%T)"
 
 test: test-nbs test-py
+
+screenshots: $(VENV)/.installed-dev data
+	GAN_TL_SCREENSHOTS=nbs/images $(BIN)/python -m pytest -q tests/test_browser.py -k test_widget_screenshots
 
 readme: $(VENV)/.installed-dev
 	$(BIN)/jupyter nbconvert --log-level WARN --execute --to markdown nbs/index.ipynb --output-dir . --output README \

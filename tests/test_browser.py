@@ -3,7 +3,12 @@
 Two tests run the widgets chapter (in test mode), drag the latent explorer's first slider and check that the
 picture changed; one uploads a PNG, and then a text file named .png, through chapter 12b's InvertAndEdit and its
 real file chooser. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png,
-editor_upload_lab.png, editor_bad_upload_lab.png)."""
+editor_upload_lab.png, editor_bad_upload_lab.png).
+
+With GAN_TL_SCREENSHOTS=FOLDER (`make screenshots` sets nbs/images), one more test builds every widget as lesson 5
+does (full sizes: 400 fine-tuning steps) and saves a small PNG of each widget element, not the page, as
+FOLDER/widget_<name>.png: the pictures the static lesson shows next to its live widgets. Without the variable that
+test is skipped, so `make test` writes nothing outside tests/artifacts/."""
 import json
 import os
 import socket
@@ -18,6 +23,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOTS = os.environ.get("GAN_TL_SCREENSHOTS", "")        # a folder for the widgets' pictures (make screenshots)
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
 
 
@@ -119,8 +125,9 @@ def _drag_first_slider(page, screenshot: Path) -> tuple[str, str]:
 
 
 @contextmanager
-def _lab_with_notebook(folder: Path, notebook: str):
-    "JupyterLab serving `folder`, in headless Chromium, with `notebook` open and all its cells run; yields the page."
+def _lab_with_notebook(folder: Path, notebook: str, seconds: float = 900):
+    """JupyterLab serving `folder`, in headless Chromium, with `notebook` open and all its cells run (waiting at most
+    `seconds`); yields the page."""
     port, token = _free_port(), "gan-tl-browser-test"
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
                "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}"]
@@ -131,7 +138,7 @@ def _lab_with_notebook(folder: Path, notebook: str):
         page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=30_000)
         _accept_dialogs(page, seconds=10)
-        _wait_until_cells_ran(page)
+        _wait_until_cells_ran(page, seconds)
         yield page
 
 
@@ -202,3 +209,72 @@ def test_upload_shows_reconstruction_in_jupyterlab(tmp_path):
         widget.screenshot(path=str(ARTIFACTS / "editor_bad_upload_lab.png"))
     assert before and after and after != before, "the uploaded image's reconstruction did not appear"
     assert kept == after, "a bad upload changed the picture"
+
+
+# Lesson 5's widgets, built as the lesson builds them in full mode; each is given a CSS class to find it by.
+SCREENSHOT_SETUP = """\
+import tempfile
+from pathlib import Path
+from gan_tl_course.data import few_shot, load_mnist_5k
+from gan_tl_course.edit import InvertAndEdit
+from gan_tl_course.transfer import fine_tune, load_pretrained
+from gan_tl_course.widgets import (CompareGenerators, Interpolation, LatentExplorer, NearestTraining, TrainingTimeline,
+                                   ganspace_directions)
+g_source, _ = load_pretrained("fashion28")
+shots, held_out = few_shot(load_mnist_5k(), 100, seed=0)
+run = Path(tempfile.mkdtemp()) / "finetune"
+tuned = fine_tune("fashion28", shots, steps=400, seed=0, run_dir=run, progress=False).ema_generator
+scratch = fine_tune("fashion28", shots, method="scratch", steps=400, seed=0, progress=False).ema_generator
+directions, _ = ganspace_directions(g_source, n_directions=5)"""
+SCREENSHOT_WIDGETS = {
+    "interpolation": "Interpolation(g_source, seed_a=0, seed_b=1, steps=10)",
+    "ganspace": "LatentExplorer(g_source, directions=directions)",
+    "compare": 'CompareGenerators({"source": g_source, "fine-tuned": tuned, "scratch": scratch})',
+    "nearest": "NearestTraining(tuned, shots.images, neighbours=2)",
+    "timeline": "TrainingTimeline(run)",
+    "edit": 'InvertAndEdit({"source": g_source, "fine-tuned": tuned}, held_out)',
+}
+
+
+def _screenshot_notebook(folder: Path) -> Path:
+    "A notebook that builds each widget of SCREENSHOT_WIDGETS in its own cell, marked with the CSS class shot-<name>."
+    cells = [SCREENSHOT_SETUP] + [f"w = {make}\nw.add_class('shot-{name}')\nw" for name, make in SCREENSHOT_WIDGETS.items()]
+    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+                          for s in cells],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    path = folder / "screenshots.ipynb"
+    path.write_text(json.dumps(notebook))
+    return path
+
+
+def _save_small_png(screenshot: bytes, path: Path, colours: int = 128) -> None:
+    "Save a screenshot as a palette PNG of at most `colours` colours (gray pictures and sliders need few): a few tens of KB."
+    import io
+    from PIL import Image
+    image = Image.open(io.BytesIO(screenshot)).convert("RGB")
+    image.quantize(colours, dither=Image.Dither.NONE).save(path, optimize=True)
+
+
+@pytest.mark.skipif(not SCREENSHOTS, reason="set GAN_TL_SCREENSHOTS=FOLDER (make screenshots) to save the widgets' pictures")
+def test_widget_screenshots(tmp_path):
+    """Every widget of lesson 5, rendered by JupyterLab: a PNG of each widget element (shrunk to its content's width)
+    into GAN_TL_SCREENSHOTS, once its pictures have loaded."""
+    folder = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    _screenshot_notebook(tmp_path)
+    with _lab_with_notebook(tmp_path, "screenshots.ipynb", seconds=2400) as page:
+        page.add_style_tag(content=".Toastify { display: none !important; }")    # JupyterLab's notices, over the widgets
+        assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                                has_text="Error").count(), "a cell of the screenshot notebook failed"
+        for name in SCREENSHOT_WIDGETS:
+            widget = page.locator(f".shot-{name}").first
+            widget.wait_for(timeout=120_000)
+            widget.scroll_into_view_if_needed()
+            widget.evaluate("""e => { e.style.width = 'max-content'; e.style.maxWidth = 'none';
+                                    e.querySelectorAll('img').forEach(i => i.style.alignSelf = 'flex-start'); }""")
+            page.wait_for_function("e => [...e.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)",
+                                   arg=widget.element_handle(), timeout=60_000)
+            _save_small_png(widget.screenshot(), folder / f"widget_{name}.png")
+    sizes = {name: (folder / f"widget_{name}.png").stat().st_size for name in SCREENSHOT_WIDGETS}
+    assert all(2_000 < size < 150_000 for size in sizes.values()), sizes
