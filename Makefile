@@ -36,7 +36,7 @@ data:
 	@bash .ci/install-data.sh
 
 lab: $(VENV)/.installed-lab data
-	cd nbs && $(if $(QUICK),GAN_TL_TEST=1) $(abspath $(BIN))/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) lessons/01_quickstart.ipynb    # root (a container): JupyterLab asks for --allow-root
+	cd nbs && $(if $(QUICK),GAN_TL_TEST=1) $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=. $(if $(filter 0,$(shell id -u)),--allow-root) lessons/01_quickstart.ipynb    # the whole course in the file browser, lesson 1 open; --allow-root: JupyterLab asks for it as root
 
 demo: $(VENV)/.installed data
 	$(BIN)/gan-tl demo --out runs/demo --overwrite
