@@ -2,8 +2,10 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,5 +39,17 @@ def scenario(tmp_path):
 
 
 def pytest_configure(config):
+    # JAX compiles each training step with XLA, seconds per program on a CPU, and most tests compile the same few
+    # programs again in fresh processes: one compilation cache for the session (inherited by every subprocess) lets a
+    # later process load what an earlier one compiled. Measured: test_kill_and_resume_equals_a_straight_run[jax]
+    # alone, 117 s without it, 77 s with an empty cache.
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = config._jax_cache = tempfile.mkdtemp(prefix="gan-tl-jax-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     # Keras' TensorFlow backend triggers NumPy 2's copy-keyword deprecation on every tensor conversion.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_jax_cache", None):
+        shutil.rmtree(config._jax_cache, ignore_errors=True)

@@ -229,7 +229,8 @@ def vae_transfer(out: Path) -> dict:
 
 def data_parallel(out: Path) -> dict:
     """2 simulated CPU devices (JAX or TensorFlow): 1 device at batch 16 against 2 devices at 8 each (GAN and VAE),
-    and a checkpoint written on 2 devices resumed on 1 and the reverse, against the straight runs."""
+    and a checkpoint written on 2 devices resumed on 1 and the reverse, against the straight runs. (The transfer
+    methods and a conditional WGAN-GP on 2 devices: `data_parallel_methods`.)"""
     from gan_tl_course.runs import RunConflict
     from gan_tl_course.vae import VAEConfig, VAETrainer, build_vae
 
@@ -272,17 +273,6 @@ def data_parallel(out: Path) -> dict:
         built_outside = ""
     except ValueError as e:
         built_outside = str(e)
-    from gan_tl_course.transfer import fine_tune          # the methods whose penalties or set-up reach past a step
-    tuned = {method: {n: fine_tune("fashion28", images()[:10], method, steps=10, devices=n, progress=False).history
-                      for n in (1, 2)} for method in ("cdc", "ewc", "l2sp", "minegan", "projected")}
-    labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
-    def conditional(devices: int) -> list:                 # labels split like images; WGAN-GP's mixing weights
-        set_seed(0)
-        config = GANConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
-        with devices_scope(devices):
-            t = GANTrainer(*build_gan("dcgan28", num_classes=10, width=WIDTH), labelled, config)
-        return [[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.train(20, progress=False)]
-    conditional_losses = {n: conditional(n) for n in (1, 2)}
     moving = lambda t: [ops.convert_to_numpy(v) for v in t.generator.variables if "moving" in v.path]
     placement = lambda v: str(v.value.sharding if keras.backend.backend() == "jax" else v.value)   # where it lives
     return dict(
@@ -292,12 +282,28 @@ def data_parallel(out: Path) -> dict:
         bn_diff=biggest_diff(moving(straight[1]), moving(straight[2])),
         vae_weight_diff=biggest_diff(numpy_vars(vaes[1].decoder.variables), numpy_vars(vaes[2].decoder.variables)),
         resumed=resumed, refusal=refusal, built_outside=built_outside,
-        tuned_losses={method: {n: [[h["d_loss"], h["g_loss"]] for h in history] for n, history in runs.items()}
-                      for method, runs in tuned.items()},
-        conditional_losses=conditional_losses,
         placement=placement(straight[2].generator.variables[0]),
         global_batch=straight[2].batch_size)
 
+
+def data_parallel_methods(out: Path) -> dict:
+    """On 1 and 2 simulated CPU devices: `fine_tune` with each method named in GAN_TL_TEST_METHODS (comma-separated;
+    the methods whose penalties or set-up reach past a step), and with "conditional" there, a conditional GAN with
+    WGAN-GP (labels split like the images; mixing weights drawn for the global batch)."""
+    from gan_tl_course.transfer import fine_tune
+    methods = os.environ["GAN_TL_TEST_METHODS"].split(",")
+    tuned = {method: {n: fine_tune("fashion28", images()[:10], method, steps=10, devices=n, progress=False).history
+                      for n in (1, 2)} for method in methods if method != "conditional"}
+    labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
+    def conditional(devices: int) -> list:
+        set_seed(0)
+        config = GANConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
+        with devices_scope(devices):
+            t = GANTrainer(*build_gan("dcgan28", num_classes=10, width=WIDTH), labelled, config)
+        return [[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.train(20, progress=False)]
+    return dict(tuned_losses={method: {n: [[h["d_loss"], h["g_loss"]] for h in history] for n, history in runs.items()}
+                              for method, runs in tuned.items()},
+                conditional_losses={n: conditional(n) for n in (1, 2)} if "conditional" in methods else None)
 
 def refuse_devices(out: Path) -> dict:
     "What `devices=2` says on this backend: a trainer built outside `devices_scope`, and `devices_scope` itself."

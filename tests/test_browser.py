@@ -1,7 +1,7 @@
 """The widgets in a real browser: JupyterLab and Voila started here, headless Chromium (Debian's) via Playwright.
 
-Two tests run the widgets chapter (in test mode), drag the latent explorer's first slider and check that the
-picture changed; one uploads a PNG, and then a text file named .png, through chapter 12b's InvertAndEdit and its
+Two tests show chapter 10's latent explorer for the shipped source (a two-cell notebook: nbdev_test runs the whole
+chapter), drag its first slider and check that the picture changed; one uploads a PNG, and then a text file named .png, through chapter 12b's InvertAndEdit and its
 real file chooser. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png,
 editor_upload_lab.png, editor_bad_upload_lab.png).
 
@@ -33,13 +33,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _copy_notebook(folder: Path) -> Path:
-    "The widgets chapter, with a kernelspec naming this Python (so no server asks which kernel to start)."
-    notebook = json.loads((ROOT / "nbs" / "library" / "10_widgets.ipynb").read_text())
-    notebook["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "10_widgets.ipynb"
+def _write_notebook(folder: Path, name: str, cells: list[str]) -> Path:
+    "A notebook of `cells` in `folder`, with a kernelspec naming this Python (so no server asks which kernel to start)."
+    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
+                          for s in cells],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    path = folder / name
     path.write_text(json.dumps(notebook))
     return path
+
+
+def _explorer_notebook(folder: Path) -> Path:
+    """A notebook that shows chapter 10's LatentExplorer for the shipped fashion28 source: what a learner sees first.
+    (The whole chapter runs under nbdev_test; here the browser only has to show a widget and answer its slider.)"""
+    cells = ["from gan_tl_course.transfer import load_pretrained\nfrom gan_tl_course.widgets import LatentExplorer",
+             "LatentExplorer(load_pretrained('fashion28')[0])"]
+    return _write_notebook(folder, "explorer.ipynb", cells)
 
 
 @contextmanager
@@ -143,15 +153,15 @@ def _lab_with_notebook(folder: Path, notebook: str, seconds: float = 900):
 
 
 def test_slider_changes_picture_in_jupyterlab(tmp_path):
-    _copy_notebook(tmp_path)
+    _explorer_notebook(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with _lab_with_notebook(tmp_path, "10_widgets.ipynb") as page:
+    with _lab_with_notebook(tmp_path, "explorer.ipynb") as page:
         before, after = _drag_first_slider(page, ARTIFACTS / "widgets_lab.png")
     assert before and after and after != before, "dragging the slider did not change the widget's picture"
 
 
 def test_slider_changes_picture_in_voila(tmp_path):
-    notebook = _copy_notebook(tmp_path)
+    notebook = _explorer_notebook(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -166,13 +176,7 @@ def _editor_notebook(folder: Path) -> Path:
     "A notebook that shows chapter 12b's InvertAndEdit widget under the fashion28 source (quick inversions)."
     cells = ["from gan_tl_course.edit import InvertAndEdit\nfrom gan_tl_course.transfer import load_source",
              "editor = InvertAndEdit({'source': load_source('fashion28')[0]}, steps=20, restarts=1)\neditor"]
-    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
-                          for s in cells],
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-                "nbformat": 4, "nbformat_minor": 5}
-    path = folder / "editor.ipynb"
-    path.write_text(json.dumps(notebook))
-    return path
+    return _write_notebook(folder, "editor.ipynb", cells)
 
 
 def _choose_file(page, widget, path: Path) -> None:
@@ -239,13 +243,7 @@ SCREENSHOT_WIDGETS = {
 def _screenshot_notebook(folder: Path) -> Path:
     "A notebook that builds each widget of SCREENSHOT_WIDGETS in its own cell, marked with the CSS class shot-<name>."
     cells = [SCREENSHOT_SETUP] + [f"w = {make}\nw.add_class('shot-{name}')\nw" for name, make in SCREENSHOT_WIDGETS.items()]
-    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": s, "outputs": [], "execution_count": None}
-                          for s in cells],
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-                "nbformat": 4, "nbformat_minor": 5}
-    path = folder / "screenshots.ipynb"
-    path.write_text(json.dumps(notebook))
-    return path
+    return _write_notebook(folder, "screenshots.ipynb", cells)
 
 
 def _save_small_png(screenshot: bytes, path: Path, colours: int = 128) -> None:
