@@ -294,16 +294,17 @@ def data_parallel_methods(out: Path) -> dict:
     methods = os.environ["GAN_TL_TEST_METHODS"].split(",")
     tuned = {method: {n: fine_tune("fashion28", images()[:10], method, steps=10, devices=n, progress=False).history
                       for n in (1, 2)} for method in methods if method != "conditional"}
-    labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
     def conditional(devices: int) -> list:
         set_seed(0)
         config = GANConfig(batch_size=16 // devices, devices=devices, gp_weight=1.0, steps_per_call=10)
+        labelled = load_fashion_mnist().take(np.arange(N_IMAGES))
         with devices_scope(devices):
             t = GANTrainer(*build_gan("dcgan28", num_classes=10, width=WIDTH), labelled, config)
         return [[h["d_loss"], h["g_loss"], h["penalty"]] for h in t.train(20, progress=False)]
     return dict(tuned_losses={method: {n: [[h["d_loss"], h["g_loss"]] for h in history] for n, history in runs.items()}
                               for method, runs in tuned.items()},
                 conditional_losses={n: conditional(n) for n in (1, 2)} if "conditional" in methods else None)
+
 
 def refuse_devices(out: Path) -> dict:
     "What `devices=2` says on this backend: a trainer built outside `devices_scope`, and `devices_scope` itself."

@@ -1,8 +1,8 @@
 """The widgets in a real browser: JupyterLab and Voila started here, headless Chromium (Debian's) via Playwright.
 
 Two tests show chapter 10's latent explorer for the shipped source (a two-cell notebook: nbdev_test runs the whole
-chapter), drag its first slider and check that the picture changed; one uploads a PNG, and then a text file named .png, through chapter 12b's InvertAndEdit and its
-real file chooser. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png,
+chapter), drag its first slider and check that the picture changed; one uploads a PNG, and then a text file named
+.png, through chapter 12b's InvertAndEdit and its real file chooser. The screenshots are kept in tests/artifacts/ (widgets_lab.png, widgets_voila.png,
 editor_upload_lab.png, editor_bad_upload_lab.png).
 
 With GAN_TL_SCREENSHOTS=FOLDER (`make screenshots` sets nbs/images), one more test builds every widget as lesson 5
