@@ -4,7 +4,9 @@
 #   make demo       the main job: fine-tune the shipped Fashion-MNIST GAN on 100 digits vs scratch; runs/demo/report.html
 #                   (run again, it moves the earlier runs/demo aside to runs/demo.old-<date>-<time>: nothing is deleted)
 #   make pretrain   pretrain a small GAN on Fashion-MNIST (CPU-friendly size); outputs under runs/pretrain
-#   make test       run every notebook in test mode (nbdev_test), then the pytest suite
+#   make test       run every notebook in test mode (nbdev_test), then the pytest suite without its `slow` tests (CI runs this)
+#   make test-all   the same with the `slow` tests: each method on 2 devices, the JAX copies of the CLI and adaptation
+#                   resumes
 #   make screenshots  redraw nbs/images/widget_*.png, the widgets of lesson 5 in JupyterLab in headless Chromium
 #                   (tests/test_browser.py with GAN_TL_SCREENSHOTS=nbs/images; minutes on a CPU; not part of make test)
 PYTHON ?= python3
@@ -13,7 +15,7 @@ BIN     = $(VENV)/bin
 # A CPU build of PyTorch for the cross-backend tests; override for a CUDA machine.
 TORCH  ?= torch==2.13.0
 
-.PHONY: lab demo pretrain test test-nbs test-py export readme clean-nbs data screenshots
+.PHONY: lab demo pretrain test test-all test-nbs test-py test-py-all export readme clean-nbs data screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +55,16 @@ test-nbs: $(VENV)/.installed-dev data
 	@echo "test-nbs: finished $$(date +%T)"
 
 test-py: $(VENV)/.installed-dev data
-	$(BIN)/python -m pytest -q --durations=15 tests
+	@echo "test-py: started $$(date +%T)"
+	$(BIN)/python -m pytest -q --durations=25 -m "not slow" tests
 	@echo "test-py: finished $$(date +%T)"
 
+test-py-all: $(VENV)/.installed-dev data
+	$(BIN)/python -m pytest -q --durations=25 tests
+
 test: test-nbs test-py
+
+test-all: test-nbs test-py-all
 
 screenshots: $(VENV)/.installed-dev data
 	GAN_TL_SCREENSHOTS=nbs/images $(BIN)/python -m pytest -q tests/test_browser.py -k test_widget_screenshots

@@ -46,6 +46,8 @@ def pytest_configure(config):
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = config._jax_cache = tempfile.mkdtemp(prefix="gan-tl-jax-cache-")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    config.addinivalue_line("markers", "slow: the full matrix only (make test-all): a behaviour `make test` already checks, "
+                            "repeated for each transfer method or on a second backend")
     # Keras' TensorFlow backend triggers NumPy 2's copy-keyword deprecation on every tensor conversion.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
 

@@ -175,7 +175,7 @@ def adapt_run(backend: str, steps: int, out: Path, *resume: str) -> subprocess.P
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)])
 def test_a_killed_adaptation_resumes_as_a_straight_run(tmp_path, backend):
     killed = adapt_run(backend, 100_000, tmp_path / "killed")
     deadline = time.time() + 300
@@ -249,6 +249,7 @@ def test_two_devices_train_what_one_device_trains(tmp_path, backend):
     assert r["global_batch"] == 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("methods", [("cdc", "ewc"), ("l2sp", "minegan"), ("projected", "conditional")])
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_two_devices_fine_tune_what_one_device_does(tmp_path, backend, methods):
@@ -290,7 +291,7 @@ def test_devices_refused_by_name(tmp_path, backend):
             assert "devices=2, but JAX sees 1" in message and "--xla_force_host_platform_device_count=2" in message, said
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "tensorflow"])
 def test_cli_devices_resume_keeps_the_global_batch(tmp_path, backend):
     """`--devices 2 --batch-size 8`, resumed with `--devices 1`, trains what `--batch-size 16` on one device trains; `finetune
     --devices 2` splits the method's batch of 64 and trains what one device trains; 3 devices do not split it."""
