@@ -28,10 +28,11 @@ from .transfer import fine_tune
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PAIRS', 'ADAPT_METRICS', 'ADAPTATION_METHODS', 'ADAPT_FIELDS', 'with_channels', 'unlabelled', 'DomainPair',
-           'domain_pair', 'classifier', 'predict_labels', 'reversed_gradient', 'domain_head', 'pixel_generator',
-           'AdaptConfig', 'Adaptation', 'adapt', 'pretrain_source_gan', 'paired_images', 'label_agreement', 'gan_pairs',
-           'adaptation_benchmark', 'adaptation_table', 'plot_adaptation']
+__all__ = ['PAIRS', 'ADAPT_METRICS', 'ADAPTATION_METHODS', 'ADAPT_BASELINES', 'ADAPT_FIELDS', 'with_channels', 'unlabelled',
+           'DomainPair', 'domain_pair', 'classifier', 'predict_labels', 'reversed_gradient', 'domain_head',
+           'pixel_generator', 'AdaptConfig', 'Adaptation', 'adapt', 'pretrain_source_gan', 'paired_images',
+           'label_agreement', 'gan_pairs', 'benchmark_methods', 'adaptation_benchmark', 'adaptation_table',
+           'plot_adaptation']
 
 # %% ../nbs/library/13_adapt.ipynb #d11864fe
 PAIRS: dict[str, tuple[str, str, str]] = {     # name -> (labelled source, unlabelled target, labelled target test)
@@ -365,20 +366,32 @@ def gan_pairs(pair: DomainPair, source_gan: tuple[keras.Model, keras.Model], lab
     adaptation.train(steps, progress=False)
     return adaptation, dict(source=made_source, target=made_target, labels=labels)
 
+# %% ../nbs/library/13_adapt.ipynb #59689a37
+ADAPT_BASELINES = ("source only", "target only")      # in every benchmark: each method is read against them
+
+def benchmark_methods(methods: Sequence[str] | None = None) -> list[str]:
+    """The methods a benchmark measures, in the order it runs them: the two baselines first (GAN pairs and PixelDA's
+    label agreement use them), then those of `methods` in their table order (None: every method and GAN pairs)."""
+    known = [*ADAPTATION_METHODS, "GAN pairs"]
+    for method in methods or ():
+        if method not in known:
+            raise ValueError(f"unknown adaptation method {method!r}; choose from {', '.join(known)}")
+    wanted = known if methods is None else [*ADAPT_BASELINES, *methods]
+    return [*ADAPT_BASELINES, *(m for m in known if m in wanted and m not in ADAPT_BASELINES)]
+
 # %% ../nbs/library/13_adapt.ipynb #88b7ea29
 ADAPT_FIELDS = ("pair", "method", "seed", "steps", "accuracy", "label_agreement", "seconds")
 
 def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_steps: int, n_pairs: int,
-                 keep, examples: dict | None) -> None:
-    "Every method on one pair for one seed, each row handed to `keep` as soon as it is measured."
+                 keep, examples: dict | None, methods: list[str]) -> None:
+    "`methods` (`benchmark_methods`) on one pair for one seed, each row handed to `keep` as soon as it is measured."
     trained, t0 = {}, time.perf_counter()
     def row(method: str, adaptation: Adaptation, agreement: float = float("nan")) -> None:
         nonlocal t0
         keep(dict(pair=pair.name, method=method, seed=seed, steps=steps, accuracy=adaptation.accuracy(),
                   label_agreement=agreement, seconds=round(time.perf_counter() - t0, 1)))
         t0 = time.perf_counter()
-    references = ["source only", "target only"]              # first: GAN pairs and the agreement checks use them
-    for method in references + [m for m in ADAPTATION_METHODS if m not in references]:
+    for method in (m for m in methods if m != "GAN pairs"):    # the baselines first: GAN pairs and PixelDA use them
         trained[method] = adapt(pair, method, seed, steps)
         if method == "PixelDA":
             shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]   # not the first: sets come grouped
@@ -387,6 +400,8 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
             if examples is not None:
                 examples.update(source=pair.source.images[shown[:16]], pixelda=translated[:16])
         row(method, trained[method], agreement if method == "PixelDA" else float("nan"))
+    if "GAN pairs" not in methods:
+        return
     adaptation, made = gan_pairs(pair, source_gan, trained["source only"].classifier, seed, steps, finetune_steps, n_pairs)
     if examples is not None:
         examples.update(gan_source=made["source"][:16], gan_target=made["target"][:16], gan_labels=made["labels"][:16])
@@ -396,12 +411,13 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
 def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[int] = (0, 1, 2), steps: int = 1000,
                          gan_steps: int = 3000, finetune_steps: int = 1000, n_pairs: int = 5000,
                          limit: int | None = None, out: str | Path | None = None, command: str | None = None,
-                         log=print) -> list[dict]:
+                         log=print, methods: Sequence[str] | None = None) -> list[dict]:
     """Target test accuracy of every adaptation method (and label agreement of PixelDA's translations and the GAN
     pairs) for each pair × seed. `out`: a new folder for `results.csv` (each row as soon as it is measured),
     `run.json` (these options, the `command` that ran them, the backend and devices, the date) and seed 0's example
-    images; an existing one is refused before anything runs."""
+    images; an existing one is refused before anything runs. `methods`: those to run besides the two baselines."""
     domain_pairs = [domain_pair(name, limit) for name in pairs]      # a bad name is refused before any training
+    chosen = benchmark_methods(methods)
     for name, value, low in (("steps", steps, 1), ("gan_steps", gan_steps, 1), ("finetune_steps", finetune_steps, 1),
                              ("n_pairs", n_pairs, 10)):
         check_number(name, value, low, integer=True)
@@ -413,7 +429,7 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
             raise FileExistsError(f"{folder} exists: results are never overwritten; name a new folder")
         folder.mkdir(parents=True)
         options = dict(pairs=list(pairs), seeds=list(seeds), steps=steps, gan_steps=gan_steps,
-                       finetune_steps=finetune_steps, n_pairs=n_pairs, limit=limit, command=command,
+                       finetune_steps=finetune_steps, n_pairs=n_pairs, limit=limit, methods=chosen, command=command,
                        started=time.strftime("%Y-%m-%d %H:%M"), **runtime_info())
         (folder / "run.json").write_text(json.dumps(options, indent=1) + "\n")
     rows = []
@@ -423,12 +439,13 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
             append_row(folder / "results.csv", row, ADAPT_FIELDS)
         log(f"{row['pair']} seed {row['seed']}: {row['method']} {row['accuracy']:.3f} ({row['seconds']:.0f} s)")
     for pair in domain_pairs:
-        t0 = time.perf_counter()
-        source_gan = pretrain_source_gan(pair, gan_steps)
-        log(f"{pair.name}: source GAN pretrained in {time.perf_counter() - t0:.0f} s")
+        t0, source_gan = time.perf_counter(), None
+        if "GAN pairs" in chosen:
+            source_gan = pretrain_source_gan(pair, gan_steps)
+            log(f"{pair.name}: source GAN pretrained in {time.perf_counter() - t0:.0f} s")
         for seed in seeds:
             examples = {} if folder is not None and seed == seeds[0] else None
-            _method_rows(pair, seed, steps, source_gan, finetune_steps, n_pairs, keep, examples)
+            _method_rows(pair, seed, steps, source_gan, finetune_steps, n_pairs, keep, examples, chosen)
             if examples:
                 np.savez_compressed(folder / f"examples_{pair.name}.npz", **examples)
     return rows

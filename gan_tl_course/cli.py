@@ -961,12 +961,14 @@ def blend_command(args: argparse.Namespace) -> int:
 # %% ../nbs/library/11_cli.ipynb #43bd0d50
 @sub_command
 def _add_adapt(sub) -> None:
-    from gan_tl_course.adapt import PAIRS
+    from gan_tl_course.adapt import ADAPTATION_METHODS, PAIRS
     p = sub.add_parser("adapt", help="the domain-adaptation benchmark: methods x domain pairs x seeds, into a new folder",
                        description="Train a classifier for an unlabelled target domain from a labelled source with "
                                    "each adaptation method and report its accuracy on held-out target images "
                                    "(chapter 13).")
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument("--methods", nargs="+", default=None, choices=[*ADAPTATION_METHODS, "GAN pairs"],
+                   help="the methods besides source only and target only, which always run (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1000, help="batches of each classifier's training (PixelDA's too)")
     p.add_argument("--gan-steps", type=int, default=3000, help="steps of the source GAN's pretraining (once per pair)")
@@ -982,7 +984,7 @@ def adapt_command(args: argparse.Namespace) -> int:
     from gan_tl_course.adapt import adaptation_benchmark, adaptation_table
     out = check_output_dir(args.out, "--out")              # an existing folder: adaptation_benchmark refuses it
     rows = adaptation_benchmark(args.pairs, args.seeds, args.steps, args.gan_steps, args.finetune_steps, args.n_pairs,
-                                args.limit, out, command=args.command_line)
+                                args.limit, out, command=args.command_line, methods=args.methods)
     print(adaptation_table(rows))
     print(f"{len(rows)} rows in {out / 'results.csv'}")
     return 0
