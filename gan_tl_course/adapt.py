@@ -368,6 +368,7 @@ def gan_pairs(pair: DomainPair, source_gan: tuple[keras.Model, keras.Model], lab
 
 # %% ../nbs/library/13_adapt.ipynb #59689a37
 ADAPT_BASELINES = ("source only", "target only")      # in every benchmark: each method is read against them
+ADAPT_FIELDS = ("pair", "method", "seed", "steps", "accuracy", "label_agreement", "seconds")
 
 def benchmark_methods(methods: Sequence[str] | None = None) -> list[str]:
     """The methods a benchmark measures, in the order it runs them: the two baselines first (GAN pairs and PixelDA's
@@ -380,8 +381,6 @@ def benchmark_methods(methods: Sequence[str] | None = None) -> list[str]:
     return [*ADAPT_BASELINES, *(m for m in known if m in wanted and m not in ADAPT_BASELINES)]
 
 # %% ../nbs/library/13_adapt.ipynb #88b7ea29
-ADAPT_FIELDS = ("pair", "method", "seed", "steps", "accuracy", "label_agreement", "seconds")
-
 def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_steps: int, n_pairs: int,
                  keep, examples: dict | None, methods: list[str]) -> None:
     "`methods` (`benchmark_methods`) on one pair for one seed, each row handed to `keep` as soon as it is measured."
@@ -419,10 +418,8 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
     domain_pairs = [domain_pair(name, limit) for name in pairs]      # a bad name is refused before any training
     chosen = benchmark_methods(methods)
     for name, value, low in (("steps", steps, 1), ("gan_steps", gan_steps, 1), ("finetune_steps", finetune_steps, 1),
-                             ("n_pairs", n_pairs, 10)):
+                             ("n_pairs", n_pairs, 10), *(("seed", seed, 0) for seed in seeds)):
         check_number(name, value, low, integer=True)
-    for seed in seeds:
-        check_number("seed", seed, 0, integer=True)
     folder = None if out is None else Path(out).expanduser()
     if folder is not None:
         if folder.exists():
