@@ -70,8 +70,8 @@ screenshots: $(VENV)/.installed-dev data
 	GAN_TL_SCREENSHOTS=nbs/images $(BIN)/python -m pytest -q tests/test_browser.py -k test_widget_screenshots
 
 readme: $(VENV)/.installed-dev
-	$(BIN)/jupyter nbconvert --log-level WARN --execute --to markdown nbs/index.ipynb --output-dir . --output README \
-	    --TemplateExporter.exclude_input=True --RegexRemovePreprocessor.patterns='["^\#\| hide"]'    # tables in, code and checks out
+	TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/jupyter nbconvert --log-level WARN --execute --to markdown nbs/index.ipynb --output-dir . --output README \
+	    --TemplateExporter.exclude_input=True --RegexRemovePreprocessor.patterns='["^\#\| hide"]'    # tables in; code, checks and TF log lines out
 	sed -i -E 's#\]\((images/|lessons/|library/)#](nbs/\1#g' README.md    # links from the repository root
 
 clean-nbs: $(VENV)/.installed-dev

@@ -127,5 +127,5 @@ def update(self: InvertAndEdit) -> None:
     z = move(self.z, self.directions, [s.value for s in self.sliders])
     row = [self.target[None]] + [render(g, z, self.labels) for g in self.generators.values()]
     self.caption.value = (f"{html.escape(self.name)}: inverted under {html.escape(next(iter(self.generators)))}, "
-                          f"RMS error {self.error:.3f}. Left to right: the image, " + ", ".join(map(html.escape, self.generators)))
+                          f"RMS error {self.error:.3f}.<br>Left to right: the image, " + ", ".join(map(html.escape, self.generators)))
     self._show(image_grid(np.concatenate(row), ncols=len(row)))
