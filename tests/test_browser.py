@@ -269,10 +269,13 @@ def test_widget_screenshots(tmp_path):
             widget = page.locator(f".shot-{name}").first
             widget.wait_for(timeout=120_000)
             widget.scroll_into_view_if_needed()
-            widget.evaluate("""e => { e.style.width = 'max-content'; e.style.maxWidth = 'none';
-                                    e.querySelectorAll('img').forEach(i => i.style.alignSelf = 'flex-start'); }""")
+            widget.evaluate("e => { e.style.width = 'max-content'; e.style.maxWidth = 'none'; }")
             page.wait_for_function("e => [...e.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)",
                                    arg=widget.element_handle(), timeout=60_000)
+            widget.evaluate("""e => e.querySelectorAll('img').forEach(i => {   // small pictures at 2x (or more) their pixels
+                const scale = Math.max(1, Math.round(400 / i.naturalWidth));   // so that each is about 400 px wide
+                i.style.alignSelf = 'flex-start'; i.style.width = scale * i.naturalWidth + 'px';
+                i.style.imageRendering = 'pixelated'; })""")
             _save_small_png(widget.screenshot(), folder / f"widget_{name}.png")
     sizes = {name: (folder / f"widget_{name}.png").stat().st_size for name in SCREENSHOT_WIDGETS}
     assert all(2_000 < size < 150_000 for size in sizes.values()), sizes
