@@ -866,7 +866,8 @@ def _add_generated(sub) -> None:
                                    "generated images per class, generated images only (CAS) and the shots plus a "
                                    "scratch GAN's images; print held-out accuracy and label fidelity (chapter 8c).")
     p.add_argument("--source", default="fashion28_conditional", help="class-conditional shipped source or pretrain run folder")
-    p.add_argument("--targets", nargs="+", default=["digits", "animals"], choices=["fashion", "digits", "animals"])
+    p.add_argument("--targets", nargs="+", default=["digits", "animals"],
+                   help="fashion, digits, animals, or your folder with one subfolder of images per class (chapter 8b)")
     p.add_argument("--shots-per-class", type=int, nargs="+", default=[1, 5, 10], help="labelled images per class")
     p.add_argument("--generated-per-class", type=int, nargs="+", default=[100, 500], help="generated images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

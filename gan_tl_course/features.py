@@ -6,19 +6,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Sequence
 
 import keras
 import numpy as np
 
-from .core import markdown_table, set_seed, to_unit
-from .data import ImageSet, load_dataset, per_class_shots
+from .core import check_number, markdown_table, set_seed, to_unit
+from .data import ImageSet, load_dataset, load_image_folder, per_class_shots
 from .models import block_names, block_outputs, check_image_shape
 from .judge import fit_classifier
 from .transfer import load_source
 
 # %% auto #0
-__all__ = ['pool_grid', 'block_features', 'linear_probe', 'probe_targets', 'small_cnn', 'supervised_classifier',
+__all__ = ['pool_grid', 'block_features', 'linear_probe', 'folder_target', 'probe_targets', 'small_cnn', 'supervised_classifier',
            'feature_networks', 'model_outputs', 'supervised_features', 'train_cnn', 'held_out_accuracy',
            'scratch_cnn_accuracy', 'check_shots_per_class', 'probe_benchmark', 'best_blocks', 'probe_table',
            'plot_probe_blocks']
@@ -57,9 +58,31 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     probe.fit(train_x, train_y)
     return float((probe.predict(test_x) == test_y).mean())
 
+# %% ../nbs/library/08b_features.ipynb #727d4107
+def folder_target(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """`(train pool, test set)` of a folder with one subfolder of images per class, as 28 × 28 gray images: a
+    `test_fraction` of each class (at least one image), drawn by `seed`, is the test set."""
+    check_number("test_fraction", test_fraction, 0, 1, above=True, below=True)
+    data = load_image_folder(path, size=28, channels=1)
+    if len(data.class_names) < 2:
+        raise ValueError(f"{path}: a labelled target needs two classes or more, each a subfolder of images; found "
+                         f"{len(data.class_names)} ({', '.join(data.class_names)})")
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    few = [f"{name!r} ({n})" for name, n in zip(data.class_names, counts) if n < 2]
+    if few:
+        raise ValueError(f"{path}: every class needs two readable images or more (one to learn from, one to test on); "
+                         f"too few in {', '.join(few)}")
+    rng, is_test = np.random.default_rng(seed), np.zeros(len(data), bool)
+    for label, n in enumerate(counts):
+        is_test[rng.permutation(np.flatnonzero(data.labels == label))[:max(1, round(test_fraction * n))]] = True
+    pool, test = data.take(np.flatnonzero(~is_test)), data.take(np.flatnonzero(is_test))
+    pool.name, test.name = f"{data.name}:train", f"{data.name}:test"
+    return pool, test
+
 # %% ../nbs/library/08b_features.ipynb #4a73badc
 def probe_targets(names: Sequence[str] = ("fashion", "digits", "animals"), limit: int | None = None) -> dict[str, tuple[ImageSet, ImageSet]]:
-    "`(train pool, test set)` of each target; `limit` caps the test set and the pool (test mode)."
+    """`(train pool, test set)` of each target — a name below or your folder of class subfolders (`folder_target`);
+    `limit` caps the test set and the pool (test mode)."""
     out = {}
     for name in names:
         if name == "fashion":
@@ -68,8 +91,11 @@ def probe_targets(names: Sequence[str] = ("fashion", "digits", "animals"), limit
             pool, test = load_dataset("mnist_5k:train"), load_dataset("mnist_5k:test")
         elif name == "animals":
             pool, test = load_dataset("animal_mnist:train"), load_dataset("animal_mnist:test")
+        elif Path(name).expanduser().is_dir():
+            pool, test = folder_target(name)
         else:
-            raise ValueError(f"unknown probe target {name!r}; choose from fashion, digits, animals")
+            raise ValueError(f"unknown probe target {name!r}; choose from fashion, digits, animals, or name a folder "
+                             "with one subfolder of images per class")
         if limit is not None:
             keep = lambda s, n: s.take(np.sort(np.random.default_rng(0).permutation(len(s))[:n]))
             pool, test = keep(pool, limit), keep(test, limit)
