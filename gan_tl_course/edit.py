@@ -119,6 +119,7 @@ def set_image(self: InvertAndEdit, image: np.ndarray, name: str) -> None:
     self.resetting = False
     self.update()
 
+# %% ../nbs/library/12b_edit.ipynb #a04fe1e1
 @patch
 def update(self: InvertAndEdit) -> None:
     "The image, then every generator's drawing of its moved latent vector."
