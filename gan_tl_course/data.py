@@ -12,6 +12,7 @@ import inspect
 import os
 import pickle
 import re
+import string
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -28,12 +29,13 @@ from .core import BadValue, cache_dir, check_number, sha256_file
 # %% auto #0
 __all__ = ['FASHION_MNIST_SHA256', 'FASHION_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_DIRS', 'DIGIT_CLASSES',
            'ANIMAL_CLASSES', 'ANIMAL_FILES', 'EMOJI_CLASSES', 'EMOJI_GROUPS', 'EMOJI_FONT', 'DIGIT_GLYPHS',
-           'FONT_TEST_GROUPS', 'MNIST_M_PHOTOS', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet',
+           'FONT_TEST_GROUPS', 'LETTERS', 'MNIST_M_PHOTOS', 'IMAGE_EXTENSIONS', 'DATASETS', 'ImageSpec', 'ImageSet',
            'find_fashion_mnist', 'read_idx', 'load_fashion_mnist', 'per_class_shots', 'load_mnist_5k', 'load_mnist',
            'load_sklearn_digits', 'ArrayUnpickler', 'load_array_pickle', 'near_duplicate_groups', 'load_animal_mnist',
            'emoji_group', 'find_emoji_font', 'load_emoji', 'font_folders', 'font_group', 'digit_fonts', 'render_digit',
-           'load_font_digits', 'skimage_photo', 'blend_with_photos', 'load_mnist_m_lite', 'pil_to_array',
-           'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot', 'DeviceImages']
+           'font_glyphs', 'load_font_digits', 'load_font_letters', 'skimage_photo', 'blend_with_photos',
+           'load_mnist_m_lite', 'pil_to_array', 'load_image_folder', 'load_dataset', 'as_image_set', 'few_shot',
+           'DeviceImages']
 
 # %% ../nbs/library/01_data.ipynb #cd5e00c7
 def _class_indices(classes, class_names: Sequence[str]) -> list[int]:
@@ -560,8 +562,8 @@ def digit_fonts(folders: Sequence[str | Path] | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 # %% ../nbs/library/01_data.ipynb #13704fd9
-def render_digit(font_path: str | Path, digit: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
-    """One digit in MNIST's layout, `(size, size)` uint8: drawn at 64 px with a random stroke width (0–2 px) and turn
+def render_digit(font_path: str | Path, digit: int | str, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """One digit (or any character) in MNIST's layout, `(size, size)` uint8: drawn at 64 px with a random stroke width (0–2 px) and turn
     (±10°), fitted into a 20 × 20 box, placed by its centre of mass and shifted by up to 2 px."""
     from PIL import Image, ImageDraw, ImageFont
     canvas = Image.new("L", (128, 128))
@@ -580,30 +582,48 @@ def render_digit(font_path: str | Path, digit: int, rng: np.random.Generator, si
     out[top:top + glyph.shape[0], left:left + glyph.shape[1]] = glyph
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
+# %% ../nbs/library/01_data.ipynb #2538d2a2
+def font_glyphs(characters: str, class_names: Sequence[str], name: str, split: str = "train", per_font: int = 20,
+                seed: int = 0, folders: Sequence[str | Path] | None = None) -> ImageSet:
+    """`per_font` drawings (`render_digit`) of each of `characters` from every font of `split` that has them all, as
+    `(N, 28, 28, 1)` uint8 labelled by character and keyed by font name: 'test' the fonts of `FONT_TEST_GROUPS`,
+    'train' all others, 'all' both."""
+    from matplotlib.ft2font import FT2Font
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    check_number("per_font", per_font, 1, integer=True)
+    fonts = {n: path for n, path in digit_fonts(folders).items()
+             if all(ord(ch) in FT2Font(str(path)).get_charmap() for ch in characters)}
+    in_test = {n: font_group(n) in FONT_TEST_GROUPS for n in fonts}
+    for part, wanted in (("train", False), ("test", True)):
+        if split in (part, "all") and wanted not in in_test.values():
+            raise FileNotFoundError(f"{name}: no {part} fonts found under {', '.join(map(str, folders or font_folders()))}; "
+                                    "install them with `make data` (Debian: fonts-liberation fonts-humor-sans fonts-bwht "
+                                    "fonts-dkg-handwriting; matplotlib's own fonts are train fonts)")
+    chosen = [n for n in fonts if split == "all" or in_test[n] == (split == "test")]
+    images, labels, keys = [], [], []
+    for font in chosen:
+        rng = np.random.default_rng([seed, zlib.crc32(font.encode())])   # a font's images depend on its name alone
+        for label, character in enumerate(characters):
+            images += [render_digit(fonts[font], character, rng) for _ in range(per_font)]
+            labels += [label] * per_font; keys += [font] * per_font
+    return ImageSet(np.stack(images)[..., None], labels, list(class_names), name if split == "train" else f"{name}_{split}",
+                    keys=keys)
+
 # %% ../nbs/library/01_data.ipynb #914f42d1
 def load_font_digits(split: str = "train", per_font: int = 20, seed: int = 0,
                      folders: Sequence[str | Path] | None = None) -> ImageSet:
     """`per_font` drawings of each digit 0–9 from every font of `split` as `(N, 28, 28, 1)` uint8, keyed by font name:
     'test' the fonts of `FONT_TEST_GROUPS`, 'train' all others, 'all' both."""
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    check_number("per_font", per_font, 1, integer=True)
-    fonts = digit_fonts(folders)
-    in_test = {name: font_group(name) in FONT_TEST_GROUPS for name in fonts}
-    for part, wanted in (("train", False), ("test", True)):
-        if split in (part, "all") and wanted not in in_test.values():
-            raise FileNotFoundError(f"font_digits: no {part} fonts found under {', '.join(map(str, folders or font_folders()))}; "
-                                    "install them with `make data` (Debian: fonts-liberation fonts-humor-sans fonts-bwht "
-                                    "fonts-dkg-handwriting; matplotlib's own fonts are train fonts)")
-    chosen = [name for name in fonts if split == "all" or in_test[name] == (split == "test")]
-    images, labels, keys = [], [], []
-    for name in chosen:
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])   # a font's images depend on its name alone
-        for digit in range(10):
-            images += [render_digit(fonts[name], digit, rng) for _ in range(per_font)]
-            labels += [digit] * per_font; keys += [name] * per_font
-    return ImageSet(np.stack(images)[..., None], labels, list(DIGIT_CLASSES),
-                    "font_digits" if split == "train" else f"font_digits_{split}", keys=keys)
+    return font_glyphs("0123456789", DIGIT_CLASSES, "font_digits", split, per_font, seed, folders)
+
+# %% ../nbs/library/01_data.ipynb #458da7b3
+LETTERS = string.ascii_uppercase + string.ascii_lowercase
+
+def load_font_letters(split: str = "train", per_font: int = 5, seed: int = 0,
+                      folders: Sequence[str | Path] | None = None) -> ImageSet:
+    "`per_font` drawings of each letter A–Z and a–z (52 classes) from every font of `split`, as `load_font_digits` draws digits."
+    return font_glyphs(LETTERS, list(LETTERS), "font_letters", split, per_font, seed, folders)
 
 # %% ../nbs/library/01_data.ipynb #f4895245
 MNIST_M_PHOTOS = {"train": ("astronaut", "coffee", "hubble_deep_field", "ihc", "motorcycle_left", "motorcycle_right"),
@@ -752,6 +772,7 @@ DATASETS: dict[str, Callable[..., ImageSet]] = {
     "animal_mnist": load_animal_mnist,
     "font_digits": load_font_digits,
     "mnist_m_lite": load_mnist_m_lite,
+    "font_letters": load_font_letters,
 }
 
 def load_dataset(name: str | Path, **kwargs) -> ImageSet:

@@ -81,20 +81,22 @@ def folder_target(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -
 
 # %% ../nbs/library/08b_features.ipynb #4a73badc
 def probe_targets(names: Sequence[str] = ("fashion", "digits", "animals"), limit: int | None = None) -> dict[str, tuple[ImageSet, ImageSet]]:
-    """`(train pool, test set)` of each target — a name below or your folder of class subfolders (`folder_target`);
-    `limit` caps the test set and the pool (test mode)."""
+    """`(train pool, test set)` of each target — a name below ("printed": `font_digits`, split by font) or your folder
+    of class subfolders (`folder_target`); `limit` caps the test set and the pool (test mode)."""
     out = {}
     for name in names:
         if name == "fashion":
             pool, test = load_dataset("fashion_mnist:train"), load_dataset("fashion_mnist:test")
         elif name == "digits":
             pool, test = load_dataset("mnist_5k:train"), load_dataset("mnist_5k:test")
+        elif name == "printed":                                 # digits in fonts: held-out fonts to test on
+            pool, test = load_dataset("font_digits:train"), load_dataset("font_digits:test")
         elif name == "animals":
             pool, test = load_dataset("animal_mnist:train"), load_dataset("animal_mnist:test")
         elif Path(name).expanduser().is_dir():
             pool, test = folder_target(name)
         else:
-            raise ValueError(f"unknown probe target {name!r}; choose from fashion, digits, animals, or name a folder "
+            raise ValueError(f"unknown probe target {name!r}; choose from fashion, digits, printed, animals, or name a folder "
                              "with one subfolder of images per class")
         if limit is not None:
             keep = lambda s, n: s.take(np.sort(np.random.default_rng(0).permutation(len(s))[:n]))

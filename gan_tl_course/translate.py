@@ -54,6 +54,35 @@ def _residual_block(x, channels: int, name: str):
     y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn_b")(y)
     return layers.Add(name=f"{name}_add")([x, y])
 
+# %% ../nbs/library/14_translate.ipynb #f0db0c22
+def _encode(image, width: int) -> list:
+    "A DCGAN discriminator's first two blocks on `image` (`d_block_0`, `d_block_1`): their maps, at ½ and ¼ of its side."
+    x, maps = image, []
+    for i, ch in enumerate((width, 2 * width)):             # as conv_blocks builds a discriminator's blocks
+        x = layers.Conv2D(ch, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"d_block_{i}_conv")(x)
+        maps.append(x := layers.LeakyReLU(0.2, name=f"d_block_{i}_act")(x))
+    return maps
+
+# %% ../nbs/library/14_translate.ipynb #73ed0c5f
+def _decode(x, image_shape: tuple[int, int, int], width: int, residual_blocks: int, skip=None):
+    """An image of `image_shape` in [-1, 1] from a ¼-side map `x`: a 3 × 3 bridge convolution, `residual_blocks` ResNet
+    blocks, then a DCGAN generator's last two blocks and its output layer. `skip`, a ½-side map of the encoder, is added
+    after the first of those blocks through a 1 × 1 convolution (a U-Net link; chapter 8d's DAGAN uses it)."""
+    _, n_up = _start_size(*image_shape[:2])
+    into, *up = decoder_channels(image_shape, width)
+    x = layers.Conv2D(into, 3, padding="same", use_bias=False, kernel_initializer=_init(), name="bridge_conv")(x)
+    x = layers.ReLU(name="bridge_act")(layers.BatchNormalization(momentum=0.9, name="bridge_bn")(x))
+    for i in range(residual_blocks):
+        x = _residual_block(x, into, f"res_{i}")
+    for i, ch in zip((n_up - 1, n_up), up):                 # as build_generator builds its last two blocks
+        x = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init(),
+                                   name=f"g_block_{i}_deconv")(x)
+        x = layers.ReLU(name=f"g_block_{i}_act")(layers.BatchNormalization(momentum=0.9, name=f"g_block_{i}_bn")(x))
+        if skip is not None and i == n_up - 1:
+            x = layers.Add(name="skip_add")([x, layers.Conv2D(ch, 1, kernel_initializer=_init(), name="skip_conv")(skip)])
+    return layers.Conv2D(image_shape[-1], 3, padding="same", activation="tanh", kernel_initializer=_init(),
+                         dtype="float32", name="g_out_conv")(x)
+
 # %% ../nbs/library/14_translate.ipynb #c321a704
 def build_translator(image_shape=(28, 28, 1), width: int = 32, residual_blocks: int = 2,
                      name: str = "translator") -> keras.Model:
@@ -66,41 +95,26 @@ def build_translator(image_shape=(28, 28, 1), width: int = 32, residual_blocks: 
     h, w, c = image_shape
     if h != w or h % 4:
         raise ValueError(f"a translator takes square images whose side divides by 4; got {h}x{w}")
-    _, n_up = _start_size(h, w)
-    into, *up = decoder_channels(image_shape, width)
     image = keras.Input(image_shape, name="image")
-    x = image
-    for i, ch in enumerate((width, 2 * width)):             # as conv_blocks builds a discriminator's blocks
-        x = layers.Conv2D(ch, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"d_block_{i}_conv")(x)
-        x = layers.LeakyReLU(0.2, name=f"d_block_{i}_act")(x)
-    x = layers.Conv2D(into, 3, padding="same", use_bias=False, kernel_initializer=_init(), name="bridge_conv")(x)
-    x = layers.ReLU(name="bridge_act")(layers.BatchNormalization(momentum=0.9, name="bridge_bn")(x))
-    for i in range(residual_blocks):
-        x = _residual_block(x, into, f"res_{i}")
-    for i, ch in zip((n_up - 1, n_up), up):                 # as build_generator builds its last two blocks
-        x = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init(),
-                                   name=f"g_block_{i}_deconv")(x)
-        x = layers.ReLU(name=f"g_block_{i}_act")(layers.BatchNormalization(momentum=0.9, name=f"g_block_{i}_bn")(x))
-    out = layers.Conv2D(c, 3, padding="same", activation="tanh", kernel_initializer=_init(), dtype="float32",
-                        name="g_out_conv")(x)
-    return keras.Model(image, out, name=name)
+    return keras.Model(image, _decode(_encode(image, width)[-1], image_shape, width, residual_blocks), name=name)
 
 # %% ../nbs/library/14_translate.ipynb #b483efdd
 def fit_channels(weight: np.ndarray, shape: tuple, layer: str) -> np.ndarray:
-    """A source layer's `weight` for a layer of `shape` that differs only in its number of image channels (1 vs 3):
-    gray kernels spread over R, G and B (÷ 3) where images come in, repeated where they go out; RGB ones summed (in)
-    or averaged (out). Any other difference is refused, naming the `layer`."""
+    """A source layer's `weight` for a layer of `shape` that differs only in its number of image channels, one
+    against k (gray against RGB; or two images stacked, chapter 8d): one channel's kernels spread over the k (÷ k) where
+    images come in, repeated where they go out; k summed (in) or averaged (out). Any other difference is refused,
+    naming the `layer`."""
     weight, shape = np.asarray(weight), tuple(shape)
     if weight.shape == shape:
         return weight
     differs = [i for i, (a, b) in enumerate(zip(weight.shape, shape)) if a != b]
-    if len(weight.shape) != len(shape) or len(differs) != 1 or {weight.shape[differs[0]], shape[differs[0]]} != {1, 3}:
+    if len(weight.shape) != len(shape) or len(differs) != 1 or 1 not in (weight.shape[differs[0]], shape[differs[0]]):
         raise ValueError(f"layer {layer!r}: the source's weight has shape {weight.shape}, this model's {shape}; only a "
-                         "gray/RGB difference can be carried over (build the model at the source's width)")
+                         "one-against-k channel difference can be carried over (build the model at the source's width)")
     axis, into = differs[0], shape[differs[0]]
     incoming = weight.ndim == 4 and axis == 2                # a kernel's input channels: the image enters here
-    if into == 3:
-        return np.repeat(weight / 3 if incoming else weight, 3, axis=axis)
+    if weight.shape[axis] == 1:
+        return np.repeat(weight / into if incoming else weight, into, axis=axis)
     return weight.sum(axis=axis, keepdims=True) if incoming else weight.mean(axis=axis, keepdims=True)
 
 # %% ../nbs/library/14_translate.ipynb #3973cb30
