@@ -28,11 +28,11 @@ from .transfer import fine_tune
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PAIRS', 'ADAPT_METRICS', 'ADAPTATION_METHODS', 'ADAPT_BASELINES', 'ADAPT_FIELDS', 'with_channels', 'unlabelled',
-           'DomainPair', 'domain_pair', 'classifier', 'predict_labels', 'reversed_gradient', 'domain_head',
-           'pixel_generator', 'AdaptConfig', 'Adaptation', 'adapt', 'pretrain_source_gan', 'paired_images',
-           'label_agreement', 'gan_pairs', 'benchmark_methods', 'adaptation_benchmark', 'adaptation_table',
-           'plot_adaptation']
+__all__ = ['PAIRS', 'ADAPT_METRICS', 'ADAPTATION_METHODS', 'ADAPT_BASELINES', 'BUILT_ON_BASELINES', 'ADAPT_FIELDS',
+           'with_channels', 'unlabelled', 'DomainPair', 'domain_pair', 'classifier', 'predict_labels',
+           'reversed_gradient', 'domain_head', 'pixel_generator', 'AdaptConfig', 'Adaptation', 'adapt',
+           'pretrain_source_gan', 'paired_images', 'label_agreement', 'gan_pairs', 'benchmark_methods',
+           'adaptation_benchmark', 'adaptation_table', 'plot_adaptation']
 
 # %% ../nbs/library/13_adapt.ipynb #d11864fe
 PAIRS: dict[str, tuple[str, str, str]] = {     # name -> (labelled source, unlabelled target, labelled target test)
@@ -368,17 +368,30 @@ def gan_pairs(pair: DomainPair, source_gan: tuple[keras.Model, keras.Model], lab
 
 # %% ../nbs/library/13_adapt.ipynb #59689a37
 ADAPT_BASELINES = ("source only", "target only")      # in every benchmark: each method is read against them
+BUILT_ON_BASELINES = ("GAN pairs", "CyCADA")          # methods that start from the source-only classifier
 ADAPT_FIELDS = ("pair", "method", "seed", "steps", "accuracy", "label_agreement", "seconds")
 
 def benchmark_methods(methods: Sequence[str] | None = None) -> list[str]:
-    """The methods a benchmark measures, in the order it runs them: the two baselines first (GAN pairs and PixelDA's
-    label agreement use them), then those of `methods` in their table order (None: every method and GAN pairs)."""
-    known = [*ADAPTATION_METHODS, "GAN pairs"]
+    """The methods a benchmark measures, in the order it runs them: the two baselines first (GAN pairs, CyCADA and the
+    label agreements use them), then those of `methods` in their table order (None: every method, GAN pairs, CyCADA)."""
+    known = [*ADAPTATION_METHODS, *BUILT_ON_BASELINES]
     for method in methods or ():
         if method not in known:
             raise ValueError(f"unknown adaptation method {method!r}; choose from {', '.join(known)}")
     wanted = known if methods is None else [*ADAPT_BASELINES, *methods]
     return [*ADAPT_BASELINES, *(m for m in known if m in wanted and m not in ADAPT_BASELINES)]
+
+# %% ../nbs/library/13_adapt.ipynb #a6d73757
+def _cycada(pair: DomainPair, trained: dict[str, Adaptation], seed: int, steps: int, examples: dict | None) -> tuple[Adaptation, float]:
+    """CyCADA for the benchmark (chapter 14's `cycada`): its translator and its classifier train `steps` each, the
+    source-only classifier as the semantic loss's labeller; with the label agreement of 1,000 translated source images."""
+    from gan_tl_course.translate import cycada            # chapter 14 builds on this module: imported when used
+    adaptation, translation = cycada(pair, trained["source only"].classifier, seed, steps, translate_steps=steps)
+    shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]
+    translated = translation.translate(pair.source.images[shown])
+    if examples is not None:
+        examples.update(cycada=translated[:16])
+    return adaptation, label_agreement(trained["target only"].classifier, translated, pair.source.labels[shown])
 
 # %% ../nbs/library/13_adapt.ipynb #88b7ea29
 def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_steps: int, n_pairs: int,
@@ -390,7 +403,7 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
         keep(dict(pair=pair.name, method=method, seed=seed, steps=steps, accuracy=adaptation.accuracy(),
                   label_agreement=agreement, seconds=round(time.perf_counter() - t0, 1)))
         t0 = time.perf_counter()
-    for method in (m for m in methods if m != "GAN pairs"):    # the baselines first: GAN pairs and PixelDA use them
+    for method in (m for m in methods if m in ADAPTATION_METHODS):    # the baselines first: the others use them
         trained[method] = adapt(pair, method, seed, steps)
         if method == "PixelDA":
             shown = np.random.default_rng(seed).permutation(len(pair.source))[:1000]   # not the first: sets come grouped
@@ -399,12 +412,13 @@ def _method_rows(pair: DomainPair, seed: int, steps: int, source_gan, finetune_s
             if examples is not None:
                 examples.update(source=pair.source.images[shown[:16]], pixelda=translated[:16])
         row(method, trained[method], agreement if method == "PixelDA" else float("nan"))
-    if "GAN pairs" not in methods:
-        return
-    adaptation, made = gan_pairs(pair, source_gan, trained["source only"].classifier, seed, steps, finetune_steps, n_pairs)
-    if examples is not None:
-        examples.update(gan_source=made["source"][:16], gan_target=made["target"][:16], gan_labels=made["labels"][:16])
-    row("GAN pairs", adaptation, label_agreement(trained["target only"].classifier, made["target"], made["labels"]))
+    if "GAN pairs" in methods:
+        adaptation, made = gan_pairs(pair, source_gan, trained["source only"].classifier, seed, steps, finetune_steps, n_pairs)
+        if examples is not None:
+            examples.update(gan_source=made["source"][:16], gan_target=made["target"][:16], gan_labels=made["labels"][:16])
+        row("GAN pairs", adaptation, label_agreement(trained["target only"].classifier, made["target"], made["labels"]))
+    if "CyCADA" in methods:
+        row("CyCADA", *_cycada(pair, trained, seed, steps, examples))
 
 # %% ../nbs/library/13_adapt.ipynb #f69f5ef9
 def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[int] = (0, 1, 2), steps: int = 1000,

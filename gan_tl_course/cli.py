@@ -962,13 +962,13 @@ def blend_command(args: argparse.Namespace) -> int:
 # %% ../nbs/library/11_cli.ipynb #43bd0d50
 @sub_command
 def _add_adapt(sub) -> None:
-    from gan_tl_course.adapt import ADAPTATION_METHODS, PAIRS
+    from gan_tl_course.adapt import ADAPTATION_METHODS, BUILT_ON_BASELINES, PAIRS
     p = sub.add_parser("adapt", help="the domain-adaptation benchmark: methods x domain pairs x seeds, into a new folder",
                        description="Train a classifier for an unlabelled target domain from a labelled source with "
                                    "each adaptation method and report its accuracy on held-out target images "
                                    "(chapter 13).")
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    p.add_argument("--methods", nargs="+", default=None, choices=[*ADAPTATION_METHODS, "GAN pairs"],
+    p.add_argument("--methods", nargs="+", default=None, choices=[*ADAPTATION_METHODS, *BUILT_ON_BASELINES],
                    help="the methods besides source only and target only, which always run (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1000, help="batches of each classifier's training (PixelDA's too)")
