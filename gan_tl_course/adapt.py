@@ -5,7 +5,6 @@
 # %% ../nbs/library/13_adapt.ipynb #56d8527b
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,9 @@ import numpy as np
 from keras import layers, ops
 
 from .augment import diff_augment, parse_policy
-from .core import check_number, markdown_table, mean_std, runtime_info, set_seed, to_uint8, to_unit
+from .core import check_number, markdown_table, mean_std, set_seed, to_uint8, to_unit
 from .data import DeviceImages, ImageSet, load_dataset
-from .fewshot import append_row, read_results
+from .fewshot import append_row, new_results_folder, read_results
 from .judge import build_judge
 from .losses import get_loss
 from .models import build_discriminator, build_generator, generate_images
@@ -434,15 +433,9 @@ def adaptation_benchmark(pairs: Sequence[str] = tuple(PAIRS), seeds: Sequence[in
     for name, value, low in (("steps", steps, 1), ("gan_steps", gan_steps, 1), ("finetune_steps", finetune_steps, 1),
                              ("n_pairs", n_pairs, 10), *(("seed", seed, 0) for seed in seeds)):
         check_number(name, value, low, integer=True)
-    folder = None if out is None else Path(out).expanduser()
-    if folder is not None:
-        if folder.exists():
-            raise FileExistsError(f"{folder} exists: results are never overwritten; name a new folder")
-        folder.mkdir(parents=True)
-        options = dict(pairs=list(pairs), seeds=list(seeds), steps=steps, gan_steps=gan_steps,
-                       finetune_steps=finetune_steps, n_pairs=n_pairs, limit=limit, methods=chosen, command=command,
-                       started=time.strftime("%Y-%m-%d %H:%M"), **runtime_info())
-        (folder / "run.json").write_text(json.dumps(options, indent=1) + "\n")
+    folder = new_results_folder(out, dict(pairs=list(pairs), seeds=list(seeds), steps=steps, gan_steps=gan_steps,
+                                          finetune_steps=finetune_steps, n_pairs=n_pairs, limit=limit, methods=chosen,
+                                          command=command))
     rows = []
     def keep(row: dict) -> None:
         rows.append(row)

@@ -18,7 +18,7 @@ from .augment import diff_augment, parse_policy
 from .core import check_number, set_seed, to_uint8, to_unit
 from .data import DeviceImages, ImageSet, as_image_set, per_class_shots
 from .features import check_shots_per_class, held_out_accuracy, model_outputs, train_cnn
-from .fewshot import append_row
+from .fewshot import append_row, new_results_folder
 from .generated import GENERATED_FIELDS, NO_AUGMENT, STANDARD_AUGMENT, class_coverage, class_images
 from .generated import combine, first_per_class, label_fidelity, oracle_classifier
 from .losses import get_loss
@@ -26,7 +26,7 @@ from .models import _init, build_discriminator
 from .steps import value_and_grad
 from .train import RunConfig, Trainer
 from .transfer import fine_tune, load_source
-from .translate import _decode, _encode, init_from_source, new_results_folder
+from .translate import _decode, _encode, init_from_source
 from fastcore.basics import patch
 
 # %% auto #0

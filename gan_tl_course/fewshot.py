@@ -17,18 +17,18 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from .core import check_number, image_grid, markdown_table, save_png
+from .core import check_number, image_grid, markdown_table, runtime_info, save_png
 from .data import ImageSet, as_image_set, few_shot
 from .evaluate import METRIC_INFO, MIN_N, EvaluateEvery, Reference, evaluate, prepare_reference
 from .models import image_shape_of
 from .transfer import AUGMENT, METHODS, augment_setting, fine_tune, load_source
 
 # %% auto #0
-__all__ = ['INTEGER_FIELDS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'TARGETS', 'read_results', 'append_row', 'default_options',
-           'resolve_targets', 'samples_name', 'run_grid', 'run_cell', 'transfer_benchmark', 'summarize',
-           'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports', 'curve_summary',
-           'curve_table', 'plot_curves', 'paired_text', 'paired_table', 'augment_table', 'same_device_pairs',
-           'read_samples']
+__all__ = ['INTEGER_FIELDS', 'KEPT', 'FIELDS', 'CURVE_FIELDS', 'TARGETS', 'read_results', 'append_row', 'new_results_folder',
+           'default_options', 'resolve_targets', 'samples_name', 'run_grid', 'run_cell', 'transfer_benchmark',
+           'summarize', 'paired_differences', 'results_markdown', 'plot_metric_vs_shots', 'write_reports',
+           'curve_summary', 'curve_table', 'plot_curves', 'paired_text', 'paired_table', 'augment_table',
+           'same_device_pairs', 'read_samples']
 
 # %% ../nbs/library/08a_fewshot.ipynb #e852e00c
 INTEGER_FIELDS = ("shots", "shots_per_class", "seed", "steps", "step", "n_eval", "generated_per_class")
@@ -65,6 +65,19 @@ def append_row(path: Path, row: dict, fields: Sequence[str] = FIELDS) -> None:
         if new:
             writer.writeheader()
         writer.writerow({k: row[k] for k in fields})
+
+# %% ../nbs/library/08a_fewshot.ipynb #d709670a
+def new_results_folder(out: str | Path | None, options: dict) -> Path | None:
+    "Make the new folder `out` for a benchmark's results with its `run.json` (`options`, the start, the machine); None: no folder."
+    if out is None:
+        return None
+    folder = Path(out).expanduser()
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists: results are never overwritten; name a new folder")
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({**options, "started": time.strftime("%Y-%m-%d %H:%M"), **runtime_info()},
+                                                indent=1) + "\n")
+    return folder
 
 # %% ../nbs/library/08a_fewshot.ipynb #e0037250
 def default_options(method: str, steps: int) -> dict:

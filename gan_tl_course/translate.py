@@ -5,7 +5,6 @@
 # %% ../nbs/library/14_translate.ipynb #8b33ad11
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ from keras import layers, ops
 
 from .adapt import AdaptConfig, Adaptation, DomainPair, domain_pair, with_channels
 from .augment import diff_augment, parse_policy
-from .core import check_number, markdown_table, mean_std, runtime_info, set_seed, to_uint8, to_unit
+from .core import check_number, markdown_table, mean_std, set_seed, to_uint8, to_unit
 from .data import DeviceImages, ImageSet, as_image_set, load_dataset
-from .fewshot import append_row
+from .fewshot import append_row, new_results_folder
 from .judge import FeatureNet
 from .metrics import kid
 from .losses import get_loss
@@ -32,8 +31,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['TRANSLATE_METRICS', 'SOURCE_TESTS', 'TRANSLATE_FIELDS', 'UNTRANSLATED', 'decoder_channels', 'build_translator',
            'fit_channels', 'init_from_source', 'TranslateConfig', 'class_probabilities', 'check_domains', 'Translation',
-           'source_test', 'TranslationJudge', 'translation_judge', 'translation_scores', 'new_results_folder',
-           'check_benchmark', 'translation_benchmark', 'translation_table', 'plot_translations', 'cycada']
+           'source_test', 'TranslationJudge', 'translation_judge', 'translation_scores', 'check_benchmark',
+           'translation_benchmark', 'translation_table', 'plot_translations', 'cycada']
 
 # %% ../nbs/library/14_translate.ipynb #4506ca83
 def decoder_channels(image_shape: tuple[int, int, int], width: int) -> list[int]:
@@ -355,19 +354,6 @@ def _translation_row(pair: DomainPair, init: str, n: int, seed: int, steps: int,
     return (dict(pair=pair.name, init=init or "scratch", target_images=n, seed=seed, steps=steps,
                  **translation_scores(judge, translated, test.labels), floor_kid=judge.floor,
                  seconds=round(time.perf_counter() - t0, 1)), translated)
-
-# %% ../nbs/library/14_translate.ipynb #4a447c16
-def new_results_folder(out: str | Path | None, options: dict) -> Path | None:
-    "Make the new folder `out` for a benchmark's results with its `run.json` (`options`, the start, the machine); None: no folder."
-    if out is None:
-        return None
-    folder = Path(out).expanduser()
-    if folder.exists():
-        raise FileExistsError(f"{folder} exists: results are never overwritten; name a new folder")
-    folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({**options, "started": time.strftime("%Y-%m-%d %H:%M"), **runtime_info()},
-                                                indent=1) + "\n")
-    return folder
 
 # %% ../nbs/library/14_translate.ipynb #a15f14ff
 def check_benchmark(pairs: Sequence[str], seeds: Sequence[int], target_images: Sequence[int], steps: int,
