@@ -476,6 +476,7 @@ def adaptation_table(rows: list[dict], baseline: str = "source only") -> str:
             f"{baseline}, wins/seeds]\n\n"
             + markdown_table(["method"] + pairs, [[m] + [cell(p, m) for p in pairs] for m in methods]))
 
+# %% ../nbs/library/13_adapt.ipynb #bfd29f4e
 def plot_adaptation(rows: list[dict]):
     "Bars of target test accuracy per method, one group per pair, mean ± std over seeds (dots: the seeds); returns the figure."
     import matplotlib.pyplot as plt

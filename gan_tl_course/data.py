@@ -653,6 +653,7 @@ def blend_with_photos(digits: np.ndarray, photos: dict[str, np.ndarray], rng: np
         keys.append(f"{name} {top},{left}")
     return out, keys
 
+# %% ../nbs/library/01_data.ipynb #e044d41f
 def load_mnist_m_lite(split: str = "train", seed: int = 0) -> ImageSet:
     """`mnist_5k` digits of `split` blended with patches of the colour photos of that split, `(N, 28, 28, 3)` uint8:
     'train' 4,000 digits on the training photos, 'test' 1,000 on the test photos, 'all' both."""
